@@ -22,6 +22,9 @@ typedef struct {
 /* Train options (bit flags of tr_train_params.options). */
 #define TR_TRAIN_QAS 0x1u            /* quantization-aware gradient scaling */
 #define TR_TRAIN_STOCHASTIC 0x2u     /* stochastic rounding of weight updates */
+#define TR_TRAIN_SGD 0x4u            /* plain int8 SGD without QAS (baseline); with
+                                        neither QAS nor SGD the optimizer uses
+                                        standardized gradients (train/tr_optimizer.h) */
 
 typedef struct {
     uint32_t lr_ppm;          /* learning rate x 1e6 */

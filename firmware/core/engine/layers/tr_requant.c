@@ -1,0 +1,96 @@
+/* Helpers shared by the parametric layers: per-channel requantization
+ * parameters, observed output range, error requantization. */
+#include "engine/tr_layers.h"
+#include "kernels/tr_kernels.h"
+
+#define BIAS_UNIT 9.5367431640625e-07f /* 2^-20 */
+#define BIAS_ACC_LIMIT 1073741824      /* 2^30: acc = bias + dot stays in int32 */
+
+void tr_layer_prep_requant(const tr_layer *L, const tr_lparams *P, tr_qparam qin, tr_qparam qout,
+                           int32_t *bias_acc, int32_t *mult, int32_t *shift)
+{
+    for (uint32_t c = 0; c < L->channels; c++) {
+        float unit = qin.s * P->scale[c]; /* one accumulator step */
+        float b = ((float)P->bias[c] * BIAS_UNIT) / unit;
+        int32_t bi;
+        tr_quant_multiplier(unit / qout.s, &mult[c], &shift[c]);
+        if (b > (float)BIAS_ACC_LIMIT) {
+            bi = BIAS_ACC_LIMIT;
+        } else if (b < -(float)BIAS_ACC_LIMIT) {
+            bi = -BIAS_ACC_LIMIT;
+        } else {
+            bi = tr_round_f32(b);
+        }
+        bias_acc[c] = bi;
+    }
+}
+
+void tr_layer_obs_finish(const tr_layer *L, const tr_lparams *P, tr_qparam qin,
+                         const int32_t *mn, const int32_t *mx, tr_obs *obs)
+{
+    float lo = 0.0f;
+    float hi = 0.0f;
+    for (uint32_t c = 0; c < L->channels; c++) {
+        float unit = qin.s * P->scale[c];
+        float a = (float)mn[c] * unit;
+        float b = (float)mx[c] * unit;
+        if (a < lo) {
+            lo = a;
+        }
+        if (b > hi) {
+            hi = b;
+        }
+    }
+    obs->mn = lo;
+    obs->mx = hi;
+}
+
+float tr_layer_scale_ratios(const tr_layer *L, const tr_lparams *P, int32_t *ratio)
+{
+    float smax = 0.0f;
+    for (uint32_t c = 0; c < L->channels; c++) {
+        if (P->scale[c] > smax) {
+            smax = P->scale[c];
+        }
+    }
+    for (uint32_t c = 0; c < L->channels; c++) {
+        ratio[c] = tr_round_f32((P->scale[c] / smax) * 32768.0f);
+    }
+    return smax;
+}
+
+void tr_error_requant(const int32_t *acc, uint32_t n, float unit, uint8_t *out, tr_qparam *qout)
+{
+    int32_t mn = 0;
+    int32_t mx = 0;
+    int32_t mult, shift;
+    tr_minmax_s32(acc, n, &mn, &mx);
+    if (mn == 0 && mx == 0) {
+        mx = 1; /* an all-zero error still gets a valid scale */
+    }
+    *qout = tr_qparam_from_range((float)mn * unit, (float)mx * unit);
+    tr_quant_multiplier(unit / qout->s, &mult, &shift);
+    tr_requant_s32_u8(acc, out, n, mult, shift, qout->z, 0, 255);
+}
+
+void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
+                        uint32_t n)
+{
+    uint8_t ze = (uint8_t)qerr.z;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((int32_t)out[i] <= qout.z) {
+            err[i] = ze;
+        }
+    }
+}
+
+void tr_error_magnitude(const uint8_t *err, tr_qparam qerr, uint32_t positions,
+                        uint32_t channels, uint32_t *mag)
+{
+    for (uint32_t c = 0; c < channels; c++) {
+        mag[c] = 0;
+    }
+    for (uint32_t p = 0; p < positions; p++) {
+        tr_absdiff_acc_u8(mag, err + p * channels, channels, qerr.z);
+    }
+}
