@@ -90,6 +90,11 @@ typedef struct {
  * Returns a named status per defect. */
 tr_status tr_model_plan(tr_model_desc *m, uint32_t state_bytes);
 
+/* Resolves one layer's output shape, fan-in, channels and error shift from
+ * its input shape; last says whether it ends the model (then it must be the
+ * softmax over `classes` elements). */
+tr_status tr_model_resolve_layer(tr_layer *L, const tr_shape *in, int last, uint32_t classes);
+
 /* Checks every quantization parameter of a weights blob for model m. */
 tr_status tr_model_check_weights(const tr_model_desc *m, const uint8_t *blob, size_t len);
 

@@ -84,7 +84,7 @@ static int err_shift_for(uint32_t terms, uint8_t *k)
     return 1;
 }
 
-static tr_status resolve_layer(tr_layer *L, const tr_shape *in, int last, uint32_t classes)
+tr_status tr_model_resolve_layer(tr_layer *L, const tr_shape *in, int last, uint32_t classes)
 {
     tr_status st;
     uint32_t t;
@@ -243,7 +243,7 @@ tr_status tr_model_plan(tr_model_desc *m, uint32_t state_bytes)
         tr_layer *L = &m->layers[i];
         uint32_t n_in = elems(&cur);
         uint32_t n_out;
-        st = resolve_layer(L, &cur, i + 1u == m->n_layers, m->classes);
+        st = tr_model_resolve_layer(L, &cur, i + 1u == m->n_layers, m->classes);
         if (st != TR_OK) {
             return st;
         }

@@ -21,7 +21,9 @@
 #include <stdint.h>
 #include "common/tr_status.h"
 
+#ifndef TR_OPT_GRAD_EMA
 #define TR_OPT_GRAD_EMA 0.8f   /* EMA of the channel gradient mean / std */
+#endif
 
 typedef enum {
     TR_OPT_STANDARDIZED = 0,
