@@ -5,6 +5,7 @@
 #include <string.h>
 #include "engine/tr_engine_desc.h"
 #include "engine/tr_layers.h"
+#include "model/tr_model_cbor.h"
 #include "kernels/tr_kernels.h"
 #include "quant/tr_quant.h"
 #include "train/tr_optimizer.h"
@@ -354,8 +355,18 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     return TR_OK;
 }
 
-static tr_status backward(tr_engine *e, uint32_t label, const uint8_t *logits, tr_qparam ql,
-                          const tr_train_params *p, float loss_ratio, tr_step_result *r)
+/* The whole backward pass (error propagation and updates) in one function
+ * that is never inlined, so profilers can count it on its own. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+tr_status tr_engine_backward_pass(tr_engine *e, uint32_t label, const uint8_t *logits,
+                                  tr_qparam ql, const tr_train_params *p, float loss_ratio,
+                                  tr_step_result *r);
+
+tr_status tr_engine_backward_pass(tr_engine *e, uint32_t label, const uint8_t *logits,
+                                  tr_qparam ql, const tr_train_params *p, float loss_ratio,
+                                  tr_step_result *r)
 {
     const tr_model_desc *m = &e->m;
     uint8_t *act = e->arena + m->off_act;
@@ -477,7 +488,7 @@ tr_status tr_engine_train(tr_engine *e, const uint8_t *sample, uint32_t label,
         e->max_loss = loss;
     }
     ratio = (e->max_loss > 0.0f) ? loss / e->max_loss : 1.0f;
-    st = backward(e, label, logits, ql, p, ratio, &res);
+    st = tr_engine_backward_pass(e, label, logits, ql, p, ratio, &res);
     if (st != TR_OK) {
         return st;
     }
@@ -562,4 +573,41 @@ tr_status tr_engine_set_weights(tr_engine *e, const uint8_t *weights, size_t len
 size_t tr_engine_arena_peak(const tr_engine *e)
 {
     return check_engine(e) == TR_OK ? e->peak : 0u;
+}
+
+tr_status tr_engine_validate(const uint8_t *model, size_t len, size_t arena_bytes,
+                             tr_model_info *info)
+{
+    tr_model_desc m;
+    tr_model_blob b;
+    tr_status st;
+    if (model == NULL) {
+        return TR_ERR_ARG;
+    }
+    st = tr_model_parse(model, len, &m, &b);
+    if (st != TR_OK) {
+        return st;
+    }
+    return tr_engine_check_desc(&m, b.weights, b.weights_len, arena_bytes, info);
+}
+
+tr_status tr_engine_load(tr_engine **out, const uint8_t *model, size_t len, uint8_t *arena,
+                         size_t arena_bytes, tr_model_info *info)
+{
+    tr_model_desc m;
+    tr_model_blob b;
+    tr_status st;
+    if (out == NULL || model == NULL) {
+        return TR_ERR_ARG;
+    }
+    *out = NULL;
+    st = tr_model_parse(model, len, &m, &b);
+    if (st != TR_OK) {
+        return st;
+    }
+    if (arena != NULL && b.weights + b.weights_len > arena && b.weights < arena + arena_bytes) {
+        return TR_ERR_ARG; /* the model blob may not live inside the arena */
+    }
+    return tr_engine_load_desc(out, &m, b.weights, b.weights_len, b.seed, arena, arena_bytes,
+                               info);
 }

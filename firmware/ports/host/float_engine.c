@@ -6,6 +6,7 @@
 #include "float_layers.h"
 #include "quant/tr_quant.h"
 #include "train/tr_optimizer.h"
+#include "trainer_sha256.h"
 
 struct tr_float_engine {
     tr_model_desc m;
@@ -305,4 +306,33 @@ tr_status tr_float_infer(tr_float_engine *fe, const uint8_t *sample, uint32_t la
     r->predicted = pred;
     r->correct = pred == label;
     return TR_OK;
+}
+
+void tr_float_digest(const tr_float_engine *fe, char hex[65])
+{
+    size_t total = 0, off = 0;
+    uint8_t *buf;
+    for (uint32_t i = 0; i < fe->m.n_layers; i++) {
+        const tr_layer *L = &fe->m.layers[i];
+        if (tr_layer_has_params(L)) {
+            total += sizeof(float) * ((size_t)L->channels * L->fan_in + L->channels);
+        }
+    }
+    buf = malloc(total + 1u);
+    if (buf == NULL) {
+        hex[0] = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < fe->m.n_layers; i++) {
+        const tr_layer *L = &fe->m.layers[i];
+        if (tr_layer_has_params(L)) {
+            size_t nw = sizeof(float) * (size_t)L->channels * L->fan_in;
+            memcpy(buf + off, fe->w[i], nw);
+            off += nw;
+            memcpy(buf + off, fe->b[i], sizeof(float) * L->channels);
+            off += sizeof(float) * L->channels;
+        }
+    }
+    tr_trainer_sha256_hex(buf, total, hex);
+    free(buf);
 }

@@ -20,4 +20,7 @@ tr_status tr_float_train(tr_float_engine *fe, const uint8_t *sample, uint32_t la
 tr_status tr_float_infer(tr_float_engine *fe, const uint8_t *sample, uint32_t label,
                          tr_step_result *r);
 
+/* SHA-256 (hex) of every parameter as float32 little-endian, layer order. */
+void tr_float_digest(const tr_float_engine *fe, char hex[65]);
+
 #endif
