@@ -1,0 +1,68 @@
+// Every error the API returns, with its stable code and HTTP status, in one place.
+// Clients match on `code`; `message` is for people and may change.
+
+export class RigError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly details?: unknown;
+
+  constructor(code: string, statusCode: number, message: string, details?: unknown) {
+    super(message);
+    this.name = 'RigError';
+    this.code = code;
+    this.statusCode = statusCode;
+    this.details = details;
+  }
+}
+
+type ErrorFactory = ((message?: string, details?: unknown) => RigError) & {
+  code: string;
+  statusCode: number;
+};
+
+function createError(code: string, defaultMessage: string, statusCode: number): ErrorFactory {
+  const factory = ((message?: string, details?: unknown) =>
+    new RigError(code, statusCode, message ?? defaultMessage, details)) as ErrorFactory;
+  factory.code = code;
+  factory.statusCode = statusCode;
+  return factory;
+}
+
+export const Errors = {
+  BAD_REQUEST: createError('TR_BAD_REQUEST', 'invalid request', 400),
+  UNAUTHORIZED: createError('TR_UNAUTHORIZED', 'missing or unknown bearer token', 401),
+  FORBIDDEN: createError('TR_FORBIDDEN', 'this token lacks the role this route needs', 403),
+  DEVICE_NOT_FOUND: createError('TR_DEVICE_NOT_FOUND', 'no such device', 404),
+  JOB_NOT_FOUND: createError('TR_JOB_NOT_FOUND', 'no such job', 404),
+  SNAPSHOT_NOT_FOUND: createError('TR_SNAPSHOT_NOT_FOUND', 'no such snapshot', 404),
+  MODEL_NOT_FOUND: createError('TR_MODEL_NOT_FOUND', 'no such model in the zoo', 404),
+  DATASET_NOT_FOUND: createError('TR_DATASET_NOT_FOUND', 'no such dataset or split', 404),
+  NO_GOOD_SNAPSHOT: createError('TR_NO_GOOD_SNAPSHOT', 'no snapshot marked good for this device', 404),
+  NOT_FOUND: createError('TR_NOT_FOUND', 'no such route', 404),
+  DEVICE_BUSY: createError('TR_DEVICE_BUSY', 'the device is running another job', 409),
+  NO_MODEL: createError('TR_NO_MODEL', 'the device has no model loaded', 409),
+  NO_SAMPLES: createError('TR_NO_SAMPLES', 'the device holds no samples', 409),
+  MODEL_MISMATCH: createError('TR_MODEL_MISMATCH', 'the snapshot was taken from a different model', 409),
+  PAYLOAD_TOO_LARGE: createError('TR_PAYLOAD_TOO_LARGE', 'request too large', 413),
+  UNSUPPORTED_MEDIA: createError('TR_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', 415),
+  RATE_LIMITED: createError('TR_RATE_LIMITED', 'too many requests', 429),
+  INTERNAL: createError('TR_INTERNAL', 'internal error', 500),
+  ENGINE_MISSING: createError('TR_ENGINE_MISSING', 'the firmware on this device has no training engine', 501),
+  DEVICE_ERROR: createError('TR_DEVICE_ERROR', 'the device refused the request', 502),
+  VERIFY_FAILED: createError('TR_VERIFY_FAILED', 'the device holds weights whose hash differs from the snapshot', 502),
+  DEVICE_OFFLINE: createError('TR_DEVICE_OFFLINE', 'the device is not connected', 503),
+  TOOL_MISSING: createError('TR_TOOL_MISSING', 'the model tool is not built (make -C firmware)', 503),
+  DEVICE_TIMEOUT: createError('TR_DEVICE_TIMEOUT', 'the device did not answer in time', 504),
+  DEVICE_DISCONNECTED: createError('TR_DEVICE_DISCONNECTED', 'the device link was lost', 503),
+} as const;
+
+export type ErrorCode = (typeof Errors)[keyof typeof Errors]['code'];
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  statusCode: number;
+  code: string;
+  error: string;
+  message: string;
+  details?: unknown;
+}

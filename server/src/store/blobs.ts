@@ -1,0 +1,81 @@
+// Content-addressed blob files: var/blobs/<sha256>. A blob is written to a
+// temporary name, synced, renamed into place, then read back and hashed, so a
+// file under its final name is always complete and correct.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function sha256Hex(data: Uint8Array): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+const SHA_RE = /^[0-9a-f]{64}$/;
+
+export class BlobStore {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  pathOf(sha256: string): string {
+    if (!SHA_RE.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    return path.join(this.dir, sha256);
+  }
+
+  has(sha256: string): boolean {
+    return SHA_RE.test(sha256) && fs.existsSync(path.join(this.dir, sha256));
+  }
+
+  /** Stores `data`; resolves once the file under its hash is durable and re-verified. */
+  put(data: Uint8Array, expectedSha?: string): string {
+    const sha = sha256Hex(data);
+    if (expectedSha !== undefined && expectedSha !== sha) {
+      throw new Error(`blob hashes to ${sha}, expected ${expectedSha}`);
+    }
+    const final = this.pathOf(sha);
+    if (fs.existsSync(final) && this.verify(sha)) return sha;
+    const tmp = path.join(this.dir, `.tmp-${sha}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+    const fd = fs.openSync(tmp, 'w', 0o644);
+    try {
+      fs.writeSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, final);
+    const dirFd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    if (!this.verify(sha)) throw new Error(`blob ${sha} did not verify after writing`);
+    return sha;
+  }
+
+  get(sha256: string): Buffer {
+    return fs.readFileSync(this.pathOf(sha256));
+  }
+
+  verify(sha256: string): boolean {
+    try {
+      return sha256Hex(fs.readFileSync(this.pathOf(sha256))) === sha256;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes temporaries left by a crash mid-write; returns how many. */
+  sweepTemporaries(): number {
+    let n = 0;
+    for (const name of fs.readdirSync(this.dir)) {
+      if (name.startsWith('.tmp-')) {
+        fs.rmSync(path.join(this.dir, name), { force: true });
+        n++;
+      }
+    }
+    return n;
+  }
+}

@@ -1,0 +1,407 @@
+// The daemon's durable state: SQLite (WAL) for rows, BlobStore for weight and
+// model bytes. Snapshot rows are inserted only after their blob verified.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { BlobStore } from './blobs.js';
+import { migrations } from './migrations.js';
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface JobRow {
+  id: string;
+  kind: string;
+  deviceId: string | null;
+  state: JobState;
+  done: number;
+  total: number;
+  params: unknown;
+  result: unknown;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface StepRecord {
+  deviceId: string;
+  jobId: string | null;
+  stepId: number;
+  sampleIndex: number;
+  lossPpm: number;
+  counter: number;
+  counterUnit: string;
+  updatedPpm: number;
+  correct: boolean;
+  peakRam: number;
+  energyUj: number | null;
+  energySource: 'measured' | 'estimated' | null;
+}
+
+export interface StepRow extends StepRecord {
+  seq: number;
+  createdAt: string;
+}
+
+export interface SnapshotRow {
+  id: string;
+  sha256: string;
+  bytes: number;
+  deviceId: string;
+  modelSha256: string;
+  modelName: string | null;
+  step: number;
+  tags: string[];
+  accuracy: number | null;
+  good: boolean;
+  createdAt: string;
+}
+
+export interface ModelRow {
+  sha256: string;
+  name: string;
+  seed: number | null;
+  bytes: number;
+  weightsBytes: number | null;
+  inputBytes: number | null;
+  classes: number | null;
+  createdAt: string;
+}
+
+export interface DeviceStateRow {
+  deviceId: string;
+  modelSha256: string | null;
+  modelName: string | null;
+  bootId: number | null;
+}
+
+const now = (): string => new Date().toISOString();
+
+export function newId(prefix: string): string {
+  // time-ordered, so ids sort by creation
+  return `${prefix}_${Date.now().toString(36).padStart(9, '0')}${crypto.randomBytes(5).toString('hex')}`;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function jobFromRow(r: any): JobRow {
+  return {
+    id: r.id,
+    kind: r.kind,
+    deviceId: r.device_id,
+    state: r.state,
+    done: r.done,
+    total: r.total,
+    params: JSON.parse(r.params),
+    result: r.result === null ? null : JSON.parse(r.result),
+    error: r.error === null ? null : JSON.parse(r.error),
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+function snapshotFromRow(r: any): SnapshotRow {
+  return {
+    id: r.id,
+    sha256: r.sha256,
+    bytes: r.bytes,
+    deviceId: r.device_id,
+    modelSha256: r.model_sha256,
+    modelName: r.model_name,
+    step: r.step,
+    tags: JSON.parse(r.tags),
+    accuracy: r.accuracy,
+    good: r.good === 1,
+    createdAt: r.created_at,
+  };
+}
+
+function stepFromRow(r: any): StepRow {
+  return {
+    seq: r.seq,
+    deviceId: r.device_id,
+    jobId: r.job_id,
+    stepId: r.step_id,
+    sampleIndex: r.sample_index,
+    lossPpm: r.loss_ppm,
+    counter: r.counter,
+    counterUnit: r.counter_unit,
+    updatedPpm: r.updated_ppm,
+    correct: r.correct === 1,
+    peakRam: r.peak_ram,
+    energyUj: r.energy_uj,
+    energySource: r.energy_source,
+    createdAt: r.created_at,
+  };
+}
+
+function modelFromRow(r: any): ModelRow {
+  return {
+    sha256: r.sha256,
+    name: r.name,
+    seed: r.seed,
+    bytes: r.bytes,
+    weightsBytes: r.weights_bytes,
+    inputBytes: r.input_bytes,
+    classes: r.classes,
+    createdAt: r.created_at,
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+export class Store {
+  readonly db: Database.Database;
+  readonly blobs: BlobStore;
+
+  constructor(varDir: string, opts: { durable?: boolean } = {}) {
+    fs.mkdirSync(varDir, { recursive: true });
+    this.db = new Database(path.join(varDir, 'store.db'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.durable === false ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.blobs = new BlobStore(path.join(varDir, 'blobs'));
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = current; v < migrations.length; v++) {
+      const apply = this.db.transaction(() => {
+        this.db.exec(migrations[v]);
+        this.db.pragma(`user_version = ${v + 1}`);
+      });
+      apply();
+    }
+  }
+
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  /**
+   * After a crash: jobs left queued or running can never finish (their
+   * process is gone), so they are failed with a clear reason; stray blob
+   * temporaries are removed. Returns what was cleaned.
+   */
+  recoverAfterRestart(): { failedJobs: string[]; temporaries: number } {
+    const stuck = this.db
+      .prepare(`SELECT id FROM jobs WHERE state IN ('queued','running')`)
+      .all() as { id: string }[];
+    const error = JSON.stringify({
+      code: 'TR_DAEMON_RESTARTED',
+      message: 'the daemon stopped while this job was running; the job did not finish',
+    });
+    this.db
+      .prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE state IN ('queued','running')`)
+      .run(error, now());
+    return { failedJobs: stuck.map((r) => r.id), temporaries: this.blobs.sweepTemporaries() };
+  }
+
+  // ---- jobs
+
+  createJob(kind: string, deviceId: string | null, params: unknown, total = 0): JobRow {
+    const id = newId('job');
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, kind, device_id, state, done, total, params, created_at)
+         VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)`,
+      )
+      .run(id, kind, deviceId, total, JSON.stringify(params ?? {}), now());
+    return this.getJob(id)!;
+  }
+
+  startJob(id: string): void {
+    this.db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?`).run(now(), id);
+  }
+
+  progressJob(id: string, done: number, total: number): void {
+    this.db.prepare(`UPDATE jobs SET done = ?, total = ? WHERE id = ?`).run(done, total, id);
+  }
+
+  finishJob(id: string, state: 'succeeded' | 'failed', result: unknown, error: { code: string; message: string } | null): void {
+    this.db
+      .prepare(`UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? WHERE id = ?`)
+      .run(state, result === undefined ? null : JSON.stringify(result), error ? JSON.stringify(error) : null, now(), id);
+  }
+
+  getJob(id: string): JobRow | null {
+    const r = this.db.prepare(`SELECT * FROM jobs WHERE id = ?`).get(id);
+    return r ? jobFromRow(r) : null;
+  }
+
+  listJobs(opts: { deviceId?: string; state?: string; limit?: number } = {}): JobRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.deviceId) {
+      where.push('device_id = ?');
+      args.push(opts.deviceId);
+    }
+    if (opts.state) {
+      where.push('state = ?');
+      args.push(opts.state);
+    }
+    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...args, opts.limit ?? 100).map(jobFromRow);
+  }
+
+  // ---- steps
+
+  private insertStepStmt?: Database.Statement;
+
+  recordSteps(steps: StepRecord[]): void {
+    const stmt = (this.insertStepStmt ??= this.db.prepare(
+      `INSERT INTO steps (device_id, job_id, step_id, sample_index, loss_ppm, counter, counter_unit, updated_ppm,
+                          correct, peak_ram, energy_uj, energy_source, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ));
+    const t = now();
+    const tx = this.db.transaction((rows: StepRecord[]) => {
+      for (const s of rows) {
+        stmt.run(
+          s.deviceId, s.jobId, s.stepId, s.sampleIndex, s.lossPpm, s.counter, s.counterUnit, s.updatedPpm,
+          s.correct ? 1 : 0, s.peakRam, s.energyUj, s.energySource, t,
+        );
+      }
+    });
+    tx(steps);
+  }
+
+  listSteps(deviceId: string, opts: { after?: number; limit?: number; jobId?: string } = {}): StepRow[] {
+    const args: unknown[] = [deviceId, opts.after ?? 0];
+    let sql = `SELECT * FROM steps WHERE device_id = ? AND seq > ?`;
+    if (opts.jobId) {
+      sql += ' AND job_id = ?';
+      args.push(opts.jobId);
+    }
+    sql += ' ORDER BY seq LIMIT ?';
+    args.push(opts.limit ?? 1000);
+    return this.db.prepare(sql).all(...args).map(stepFromRow);
+  }
+
+  countSteps(deviceId: string): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM steps WHERE device_id = ?`).get(deviceId) as { n: number }).n;
+  }
+
+  // ---- models
+
+  putModel(row: Omit<ModelRow, 'createdAt'>): ModelRow {
+    this.db
+      .prepare(
+        `INSERT INTO models (sha256, name, seed, bytes, weights_bytes, input_bytes, classes, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(sha256) DO UPDATE SET
+           weights_bytes = COALESCE(excluded.weights_bytes, weights_bytes),
+           input_bytes = COALESCE(excluded.input_bytes, input_bytes),
+           classes = COALESCE(excluded.classes, classes)`,
+      )
+      .run(row.sha256, row.name, row.seed, row.bytes, row.weightsBytes, row.inputBytes, row.classes, now());
+    return this.getModel(row.sha256)!;
+  }
+
+  getModel(sha256: string): ModelRow | null {
+    const r = this.db.prepare(`SELECT * FROM models WHERE sha256 = ?`).get(sha256);
+    return r ? modelFromRow(r) : null;
+  }
+
+  findModel(name: string, seed: number): ModelRow | null {
+    const r = this.db.prepare(`SELECT * FROM models WHERE name = ? AND seed = ? ORDER BY created_at DESC LIMIT 1`).get(name, seed);
+    return r ? modelFromRow(r) : null;
+  }
+
+  // ---- snapshots
+
+  /** Writes the blob, verifies it, and only then inserts the row. */
+  createSnapshot(input: {
+    weights: Uint8Array;
+    expectedSha256: string;
+    deviceId: string;
+    modelSha256: string;
+    modelName: string | null;
+    step: number;
+    tags: string[];
+    accuracy: number | null;
+    good: boolean;
+  }): SnapshotRow {
+    const sha = this.blobs.put(input.weights, input.expectedSha256);
+    const id = newId('snap');
+    this.db
+      .prepare(
+        `INSERT INTO snapshots (id, sha256, bytes, device_id, model_sha256, model_name, step, tags, accuracy, good, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id, sha, input.weights.length, input.deviceId, input.modelSha256, input.modelName, input.step,
+        JSON.stringify(input.tags), input.accuracy, input.good ? 1 : 0, now(),
+      );
+    return this.getSnapshot(id)!;
+  }
+
+  getSnapshot(id: string): SnapshotRow | null {
+    const r = this.db.prepare(`SELECT * FROM snapshots WHERE id = ?`).get(id);
+    return r ? snapshotFromRow(r) : null;
+  }
+
+  listSnapshots(opts: { deviceId?: string; modelSha256?: string; good?: boolean; tag?: string; limit?: number } = {}): SnapshotRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (opts.deviceId) {
+      where.push('device_id = ?');
+      args.push(opts.deviceId);
+    }
+    if (opts.modelSha256) {
+      where.push('model_sha256 = ?');
+      args.push(opts.modelSha256);
+    }
+    if (opts.good !== undefined) {
+      where.push('good = ?');
+      args.push(opts.good ? 1 : 0);
+    }
+    if (opts.tag) {
+      where.push(`EXISTS (SELECT 1 FROM json_each(snapshots.tags) WHERE value = ?)`);
+      args.push(opts.tag);
+    }
+    const sql = `SELECT * FROM snapshots ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...args, opts.limit ?? 100).map(snapshotFromRow);
+  }
+
+  /** Records an evaluation of weights with this hash on every snapshot holding them. */
+  markEvaluated(sha256: string, accuracy: number, goodThreshold: number): number {
+    return this.db
+      .prepare(`UPDATE snapshots SET accuracy = ?, good = ? WHERE sha256 = ?`)
+      .run(accuracy, accuracy >= goodThreshold ? 1 : 0, sha256).changes;
+  }
+
+  deleteSnapshot(id: string): boolean {
+    const snap = this.getSnapshot(id);
+    if (!snap) return false;
+    this.db.prepare(`DELETE FROM snapshots WHERE id = ?`).run(id);
+    const still = this.db.prepare(`SELECT 1 FROM snapshots WHERE sha256 = ? LIMIT 1`).get(snap.sha256);
+    if (!still) fs.rmSync(this.blobs.pathOf(snap.sha256), { force: true });
+    return true;
+  }
+
+  // ---- per-device state
+
+  getDeviceState(deviceId: string): DeviceStateRow | null {
+    const r = this.db.prepare(`SELECT * FROM device_state WHERE device_id = ?`).get(deviceId) as
+      | { device_id: string; model_sha256: string | null; model_name: string | null; boot_id: number | null }
+      | undefined;
+    return r ? { deviceId: r.device_id, modelSha256: r.model_sha256, modelName: r.model_name, bootId: r.boot_id } : null;
+  }
+
+  setDeviceState(s: DeviceStateRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO device_state (device_id, model_sha256, model_name, boot_id, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(device_id) DO UPDATE SET model_sha256 = excluded.model_sha256, model_name = excluded.model_name,
+           boot_id = excluded.boot_id, updated_at = excluded.updated_at`,
+      )
+      .run(s.deviceId, s.modelSha256, s.modelName, s.bootId, now());
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
