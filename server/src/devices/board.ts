@@ -1,0 +1,326 @@
+// One board as the daemon sees it: its link (opened, handshaken, re-opened with
+// back-off after an unplug), what it holds (model, samples, step ids), a
+// command queue so nothing from two clients interleaves on the link, and a
+// lease so one job at a time owns the board.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { DeviceEntry } from '../config.js';
+import { Errors, RigError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { BoardLink, BoardStats, HelloInfo, LinkOpener, ModelInfo } from './link.js';
+
+export type BoardStatus = 'connecting' | 'online' | 'offline';
+
+export interface BoardModel extends Partial<ModelInfo> {
+  sha256: string;
+  name: string | null;
+  weightsSha256: string;
+}
+
+export interface BoardCounters {
+  steps: number;
+  linkErrors: number;
+  retransmits: number;
+  timeouts: number;
+  resets: number;
+  reconnects: number;
+}
+
+export interface BoardOptions {
+  opener: LinkOpener;
+  store: Store;
+  log: Logger;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  requestTimeoutMs: number;
+  discovered?: boolean;
+}
+
+export class Board extends EventEmitter {
+  readonly id: string;
+  readonly entry: DeviceEntry;
+  readonly discovered: boolean;
+  status: BoardStatus = 'offline';
+  lastError: string | null = null;
+  hello: HelloInfo | null = null;
+  stats: BoardStats | null = null;
+  model: BoardModel | null = null;
+  /** Sample numbers [heldFrom, heldTo) sent since the model was loaded; the ring keeps the last sampleSlots. */
+  heldFrom = 0;
+  heldTo = 0;
+  /** Next TRAIN step id: above anything the board has applied. */
+  nextStepId = 1;
+  /** Last evaluation of the weights the board holds now, if any. */
+  lastEval: { accuracy: number; loss: number; count: number; weightsSha256: string; at: string } | null = null;
+  connectedAt: string | null = null;
+  readonly counters: BoardCounters = { steps: 0, linkErrors: 0, retransmits: 0, timeouts: 0, resets: 0, reconnects: 0 };
+
+  private link: BoardLink | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private lease: { owner: string } | null = null;
+  private closed = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly opts: BoardOptions;
+  private knownBootId: number | null;
+  private connecting: Promise<void> | null = null;
+
+  constructor(entry: DeviceEntry, opts: BoardOptions) {
+    super();
+    this.id = entry.id;
+    this.entry = entry;
+    this.opts = opts;
+    this.discovered = opts.discovered ?? false;
+    this.log = opts.log.child({ deviceId: entry.id });
+    const saved = opts.store.getDeviceState(entry.id);
+    this.knownBootId = saved?.bootId ?? null;
+  }
+
+  get busyWith(): string | null {
+    return this.lease?.owner ?? null;
+  }
+
+  /** Starts connecting; retries with back-off until close(). */
+  start(): void {
+    this.closed = false;
+    this.scheduleConnect(0);
+  }
+
+  /** Resolves once the board is online (or rejects after `ms`). */
+  async waitOnline(ms: number): Promise<void> {
+    if (this.status === 'online') return;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.off('online', on);
+        reject(Errors.DEVICE_OFFLINE(`device ${this.id} did not come online within ${ms} ms${this.lastError ? `: ${this.lastError}` : ''}`));
+      }, ms);
+      const on = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.once('online', on);
+    });
+  }
+
+  private scheduleConnect(delay: number): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.connecting = this.connect().finally(() => {
+        this.connecting = null;
+      });
+    }, delay);
+    this.timer.unref?.();
+  }
+
+  private backoff(): number {
+    const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** Math.min(this.attempt, 16));
+    this.attempt++;
+    return Math.round(base * (0.75 + Math.random() * 0.5));
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    this.status = 'connecting';
+    let link: BoardLink | null = null;
+    try {
+      link = await this.opts.opener({
+        path: this.entry.path,
+        baudRate: this.entry.baudRate ?? 115200,
+        requestTimeoutMs: this.opts.requestTimeoutMs,
+      });
+      if (this.closed) {
+        await link.close();
+        return;
+      }
+      const hello = link.hello;
+      const stats = await link.stats();
+      const wasReset = this.knownBootId !== null && this.knownBootId !== hello.bootId;
+      this.link = link;
+      this.hello = hello;
+      this.stats = stats;
+      this.nextStepId = Math.max(this.nextStepId, stats.lastStepId + 1);
+      if (wasReset) this.forgetBoardState('boot id changed while the link was down');
+      await this.learnModel(link, stats);
+      this.knownBootId = hello.bootId;
+      this.persistState();
+      link.onLost((reason) => this.linkLost(link!, reason));
+      link.onBoot(() => void this.bootSeen(link!));
+      link.onLog((level, text) => this.log[level >= 3 ? 'error' : level === 2 ? 'warn' : level === 1 ? 'info' : 'debug']({ board: true }, text));
+      if (this.connectedAt !== null) this.counters.reconnects++;
+      this.connectedAt = new Date().toISOString();
+      this.attempt = 0;
+      this.lastError = null;
+      this.status = 'online';
+      this.log.info({ board: hello.board, build: hello.build, bootId: hello.bootId, engine: hello.engine }, 'board online');
+      this.emit('online');
+    } catch (err) {
+      this.link = null;
+      if (link) await link.close().catch(() => undefined);
+      this.status = 'offline';
+      const msg = (err as Error).message ?? String(err);
+      if (this.lastError !== msg) this.log.warn({ path: this.entry.path, err: msg }, 'board not reachable; retrying');
+      this.lastError = msg;
+      this.scheduleConnect(this.backoff());
+    }
+  }
+
+  /** What model the board holds, from its STATS and our models table. */
+  private async learnModel(link: BoardLink, stats: BoardStats): Promise<void> {
+    if (!stats.modelSha256) {
+      this.model = null;
+      return;
+    }
+    if (this.model && this.model.sha256 === stats.modelSha256) {
+      this.model.weightsSha256 = (await link.weightsInfo()).sha256;
+      return;
+    }
+    const info = await link.weightsInfo();
+    const row = this.opts.store.getModel(stats.modelSha256);
+    this.model = {
+      sha256: stats.modelSha256,
+      name: row?.name ?? null,
+      weightsSha256: info.sha256,
+      weightsBytes: info.weightsBytes,
+      inputBytes: row?.inputBytes ?? undefined,
+      classes: row?.classes ?? undefined,
+    };
+  }
+
+  private forgetBoardState(why: string): void {
+    this.counters.resets++;
+    this.model = null;
+    this.heldFrom = this.heldTo = 0;
+    this.lastEval = null;
+    this.log.warn({ why }, 'board reset: its samples, model and step memory are gone');
+    this.emit('reset', why);
+  }
+
+  private async bootSeen(link: BoardLink): Promise<void> {
+    // The board announced a boot on its own: re-handshake to learn the new boot id.
+    if (link !== this.link) return;
+    this.forgetBoardState('the board announced a boot');
+    await this.linkLost(link, 'board restarted');
+  }
+
+  private async linkLost(link: BoardLink, reason: string): Promise<void> {
+    if (link !== this.link) return;
+    this.link = null;
+    this.counters.linkErrors++;
+    this.status = 'offline';
+    this.lastError = reason;
+    this.log.warn({ reason }, 'link lost; reconnecting');
+    this.emit('offline', reason);
+    await link.close().catch(() => undefined);
+    this.scheduleConnect(this.closed ? 0 : this.backoff());
+  }
+
+  private persistState(): void {
+    this.opts.store.setDeviceState({
+      deviceId: this.id,
+      modelSha256: this.model?.sha256 ?? null,
+      modelName: this.model?.name ?? null,
+      bootId: this.knownBootId,
+    });
+  }
+
+  /** Takes the board for one owner (a job or a request); throws TR_DEVICE_BUSY when taken. */
+  acquire(owner: string): () => void {
+    if (this.lease) throw Errors.DEVICE_BUSY(`device ${this.id} is busy with ${this.lease.owner}`, { owner: this.lease.owner });
+    const lease = { owner };
+    this.lease = lease;
+    return () => {
+      if (this.lease === lease) this.lease = null;
+    };
+  }
+
+  /** Hands the lease to a new owner name (a request that became a job). */
+  relabel(owner: string): void {
+    if (this.lease) this.lease.owner = owner;
+  }
+
+  /** Runs `fn` alone on the link: commands from different callers never interleave. */
+  run<T>(what: string, fn: (link: BoardLink) => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      const link = this.link;
+      if (!link || this.status !== 'online') {
+        throw Errors.DEVICE_OFFLINE(`device ${this.id} is ${this.status}${this.lastError ? ` (${this.lastError})` : ''}; cannot ${what}`);
+      }
+      const before = link.counters();
+      try {
+        return await fn(link);
+      } catch (err) {
+        throw this.describe(err, what);
+      } finally {
+        const after = link.counters();
+        this.counters.retransmits += after.retransmits - before.retransmits;
+        this.counters.timeouts += after.timeouts - before.timeouts;
+      }
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Turns a protocol error into an API error that names the board and the operation. */
+  private describe(err: unknown, what: string): RigError {
+    if (err instanceof RigError) return err;
+    const e = err as { name?: string; message?: string; code?: number | string; codeName?: string; detail?: number };
+    const msg = e?.message ?? String(err);
+    const name = e?.name ?? '';
+    if (name === 'DisconnectedError' || this.status !== 'online') {
+      return Errors.DEVICE_DISCONNECTED(`device ${this.id} disconnected during ${what}: ${msg}`);
+    }
+    if (name === 'TimeoutError') {
+      this.counters.linkErrors++;
+      return Errors.DEVICE_TIMEOUT(`device ${this.id} did not answer during ${what}: ${msg}`);
+    }
+    if (name === 'DeviceError') {
+      const codeName = String(e.codeName ?? e.code ?? '');
+      if (codeName === 'NOT_SUPPORTED' || codeName === '14') {
+        return Errors.ENGINE_MISSING(`device ${this.id} cannot ${what}: its firmware has no training engine (${msg})`);
+      }
+      if (codeName === 'NO_MODEL' || codeName === '8') return Errors.NO_MODEL(`device ${this.id} has no model loaded; cannot ${what}`);
+      return Errors.DEVICE_ERROR(`device ${this.id} refused ${what}: ${msg}`, { device: codeName, detail: e.detail });
+    }
+    return Errors.INTERNAL(`device ${this.id}: ${what} failed: ${msg}`);
+  }
+
+  // ---- bookkeeping the operations call after a successful command
+
+  modelLoaded(model: BoardModel): void {
+    this.model = model;
+    this.heldFrom = this.heldTo = 0;
+    this.lastEval = null;
+    this.persistState();
+  }
+
+  weightsChanged(sha256: string): void {
+    if (this.model) this.model.weightsSha256 = sha256;
+    if (this.lastEval && this.lastEval.weightsSha256 !== sha256) this.lastEval = null;
+  }
+
+  samplesSent(index: number, count: number): void {
+    const slots = this.hello?.sampleSlots ?? count;
+    if (index !== this.heldTo) this.heldFrom = index;
+    this.heldTo = index + count;
+    this.heldFrom = Math.max(this.heldFrom, this.heldTo - slots);
+  }
+
+  async refreshStats(): Promise<BoardStats> {
+    const stats = await this.run('read stats', (l) => l.stats());
+    this.stats = stats;
+    return stats;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.connecting?.catch(() => undefined);
+    const link = this.link;
+    this.link = null;
+    this.status = 'offline';
+    if (link) await link.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,158 @@
+// Runs long operations (training, evaluation, fleet rollback) as jobs: a row in
+// the store that moves queued → running → succeeded | failed, progress
+// updates, and a stream of events that server-sent-event clients follow.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { RigError } from '../errors.js';
+import type { JobRow, Store } from '../store/store.js';
+
+export interface JobEvent {
+  /** Increasing per job, so an SSE client can resume with Last-Event-ID. */
+  id: number;
+  type: string;
+  data: unknown;
+}
+
+export interface JobContext {
+  readonly id: string;
+  readonly log: Logger;
+  progress(done: number, total?: number): void;
+  emit(type: string, data: unknown): void;
+}
+
+interface LiveJob {
+  events: JobEvent[];
+  emitter: EventEmitter;
+  done: number;
+  total: number;
+  lastProgressWrite: number;
+}
+
+const MAX_EVENTS_KEPT = 5000;
+
+export type JobMetricsHook = (kind: string, state: 'succeeded' | 'failed', seconds: number) => void;
+
+export class JobRunner {
+  private readonly live = new Map<string, LiveJob>();
+  private readonly running = new Set<Promise<unknown>>();
+  onFinished: JobMetricsHook | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Creates the job row and starts `fn` on the next tick. `release` runs when
+   * the job ends whichever way (it frees the device lease).
+   */
+  submit<T>(
+    kind: string,
+    deviceId: string | null,
+    params: unknown,
+    fn: (ctx: JobContext) => Promise<T>,
+    opts: { total?: number; release?: () => void } = {},
+  ): JobRow {
+    const row = this.store.createJob(kind, deviceId, params, opts.total ?? 0);
+    const live: LiveJob = { events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0 };
+    live.emitter.setMaxListeners(0);
+    this.live.set(row.id, live);
+    const log = this.log.child({ jobId: row.id, deviceId: deviceId ?? undefined, kind });
+    let seq = 0;
+    const emit = (type: string, data: unknown): void => {
+      const ev: JobEvent = { id: ++seq, type, data };
+      live.events.push(ev);
+      if (live.events.length > MAX_EVENTS_KEPT) live.events.splice(0, live.events.length - MAX_EVENTS_KEPT);
+      live.emitter.emit('event', ev);
+    };
+    const ctx: JobContext = {
+      id: row.id,
+      log,
+      progress: (done, total) => {
+        live.done = done;
+        if (total !== undefined) live.total = total;
+        const t = Date.now();
+        // the row is for GET /v1/jobs/:id; write it at most every 100 ms
+        if (t - live.lastProgressWrite >= 100 || done === live.total) {
+          live.lastProgressWrite = t;
+          this.store.progressJob(row.id, live.done, live.total);
+        }
+        emit('progress', { done: live.done, total: live.total });
+      },
+      emit,
+    };
+    const started = Date.now();
+    const p = (async () => {
+      await new Promise((r) => setImmediate(r));
+      this.store.startJob(row.id);
+      emit('state', { state: 'running' });
+      log.info('job started');
+      try {
+        const result = await fn(ctx);
+        this.store.progressJob(row.id, live.done, live.total);
+        this.store.finishJob(row.id, 'succeeded', result ?? null, null);
+        emit('result', result ?? null);
+        emit('state', { state: 'succeeded' });
+        log.info({ ms: Date.now() - started }, 'job succeeded');
+        this.onFinished?.(kind, 'succeeded', (Date.now() - started) / 1000);
+      } catch (err) {
+        const error = toJobError(err);
+        this.store.progressJob(row.id, live.done, live.total);
+        this.store.finishJob(row.id, 'failed', partialResult(err), error);
+        emit('error', error);
+        emit('state', { state: 'failed' });
+        log.warn({ err: error }, 'job failed');
+        this.onFinished?.(kind, 'failed', (Date.now() - started) / 1000);
+      } finally {
+        opts.release?.();
+        live.emitter.emit('end');
+        // keep the event history a while for late SSE clients
+        setTimeout(() => this.live.delete(row.id), 10 * 60_000).unref();
+      }
+    })();
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+    return row;
+  }
+
+  get(id: string): JobRow | null {
+    return this.store.getJob(id);
+  }
+
+  /** Past events of a live or recently finished job, and a subscription to new ones. */
+  follow(id: string): { history: JobEvent[]; emitter: EventEmitter } | null {
+    const live = this.live.get(id);
+    if (!live) return null;
+    return { history: [...live.events], emitter: live.emitter };
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  /** Waits for every running job to end (used on close, after devices are closed). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+/** An error a job may throw to keep what it achieved before failing. */
+export class JobFailure extends RigError {
+  constructor(
+    code: string,
+    message: string,
+    readonly partial: unknown,
+  ) {
+    super(code, 500, message);
+  }
+}
+
+function partialResult(err: unknown): unknown {
+  return err instanceof JobFailure ? err.partial : null;
+}
+
+export function toJobError(err: unknown): { code: string; message: string } {
+  if (err instanceof RigError) return { code: err.code, message: err.message };
+  const e = err as { code?: unknown; name?: string; message?: string };
+  return { code: 'TR_INTERNAL', message: e?.message ?? String(err) };
+}
