@@ -1,0 +1,57 @@
+// Streaming labelled samples into a board's sample ring, batched to fill its
+// frames and pipelined up to its receive window.
+import type { Board } from '../devices/board.js';
+import { Errors } from '../errors.js';
+import type { SampleSlice } from '../datasets/index.js';
+
+/** Frame bytes around a SAMPLES body's payload: header, CRC, CBOR map and length heads. */
+const SAMPLES_OVERHEAD = 48;
+
+export function samplesPerFrame(board: Board, sampleBytes: number): number {
+  const maxFrame = board.hello?.maxFrame ?? 0;
+  const n = Math.floor((maxFrame - SAMPLES_OVERHEAD) / (sampleBytes + 1));
+  if (n < 1) throw Errors.BAD_REQUEST(`a ${sampleBytes}-byte sample does not fit the ${maxFrame}-byte frames of device ${board.id}`);
+  return n;
+}
+
+export function checkSampleSize(board: Board, sampleBytes: number): void {
+  const want = board.model?.inputBytes;
+  if (want !== undefined && want !== sampleBytes) {
+    throw Errors.BAD_REQUEST(`device ${board.id} runs a model taking ${want}-byte samples; these are ${sampleBytes} bytes`);
+  }
+}
+
+/**
+ * Sends `slice` as sample numbers starting at the board's next free number.
+ * Returns the first sample number used. `onBatch` reports samples sent so far.
+ */
+export async function sendSlice(board: Board, slice: SampleSlice, onBatch?: (sent: number) => void): Promise<number> {
+  const count = slice.labels.length;
+  if (count === 0) return board.heldTo;
+  checkSampleSize(board, slice.sampleBytes);
+  const perFrame = samplesPerFrame(board, slice.sampleBytes);
+  const window = Math.max(1, board.hello?.window ?? 1);
+  const first = board.heldTo;
+  await board.run('stream samples', async (link) => {
+    let next = 0;
+    let sent = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const from = next;
+        const n = Math.min(perFrame, count - from);
+        next += n;
+        await link.sendSamples(
+          first + from,
+          slice.sampleBytes,
+          slice.labels.subarray(from, from + n),
+          slice.data.subarray(from * slice.sampleBytes, (from + n) * slice.sampleBytes),
+        );
+        sent += n;
+        onBatch?.(sent);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(window, Math.ceil(count / perFrame)) }, worker));
+  });
+  board.samplesSent(first, count);
+  return first;
+}

@@ -1,0 +1,144 @@
+// Weight snapshots and rollback. A snapshot is pulled, hashed and compared
+// with the hash the board computes itself before it is stored; a rollback
+// writes the blob, commits it, and asks the board for the hash of what it now
+// holds: success only when that matches the snapshot.
+import { sha256Hex } from '../store/blobs.js';
+import type { Board } from '../devices/board.js';
+import { Errors } from '../errors.js';
+import type { Rig } from '../rig.js';
+import type { SnapshotRow } from '../store/store.js';
+
+export interface RollbackOutcome {
+  deviceId: string;
+  snapshotId: string;
+  before: string | null;
+  sha256: string;
+  verified: true;
+  modelReloaded: boolean;
+}
+
+function requireModel(board: Board): NonNullable<Board['model']> {
+  if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+  if (!board.model) throw Errors.NO_MODEL(`device ${board.id} has no model loaded`);
+  return board.model;
+}
+
+export async function takeSnapshot(
+  rig: Rig,
+  board: Board,
+  opts: { tags?: string[]; jobId?: string } = {},
+): Promise<SnapshotRow> {
+  const model = requireModel(board);
+  const { info, weights } = await board.run('pull weights', async (link) => {
+    const info = await link.weightsInfo();
+    const weights = await link.readWeights();
+    return { info, weights };
+  });
+  const sha = sha256Hex(weights);
+  if (sha !== info.sha256) {
+    throw Errors.VERIFY_FAILED(`weights read from device ${board.id} hash to ${sha}, but the device reports ${info.sha256}; nothing stored`);
+  }
+  board.weightsChanged(sha);
+  const accuracy = board.lastEval?.weightsSha256 === sha ? board.lastEval.accuracy : knownAccuracy(rig, sha);
+  const snap = rig.store.createSnapshot({
+    weights,
+    expectedSha256: sha,
+    deviceId: board.id,
+    modelSha256: info.modelSha256 || model.sha256,
+    modelName: model.name,
+    step: info.stepsApplied,
+    tags: opts.tags ?? [],
+    accuracy,
+    good: accuracy !== null && accuracy >= rig.config.goodAccuracy,
+  });
+  rig.log.info({ deviceId: board.id, jobId: opts.jobId, snapshotId: snap.id, sha256: sha, step: snap.step }, 'snapshot stored');
+  return snap;
+}
+
+/** Accuracy recorded earlier for identical weights, if any. */
+function knownAccuracy(rig: Rig, sha256: string): number | null {
+  const row = rig.store.db
+    .prepare(`SELECT accuracy FROM snapshots WHERE sha256 = ? AND accuracy IS NOT NULL ORDER BY created_at DESC LIMIT 1`)
+    .get(sha256) as { accuracy: number } | undefined;
+  return row?.accuracy ?? null;
+}
+
+/** Loads a stored model blob onto a board; the caller holds its lease. */
+export async function loadStoredModel(rig: Rig, board: Board, modelSha256: string): Promise<void> {
+  if (!rig.store.blobs.verify(modelSha256)) {
+    throw Errors.MODEL_MISMATCH(`device ${board.id} runs another model and the snapshot's model ${modelSha256} is not stored here`);
+  }
+  const row = rig.store.getModel(modelSha256);
+  const blob = rig.store.blobs.get(modelSha256);
+  const info = await board.run('load model', (l) => l.loadModel(blob));
+  board.modelLoaded({ sha256: modelSha256, name: row?.name ?? null, ...info });
+}
+
+export async function rollbackBoard(rig: Rig, board: Board, snap: SnapshotRow): Promise<RollbackOutcome> {
+  if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}${board.lastError ? ` (${board.lastError})` : ''}`);
+  const before = board.model?.weightsSha256 ?? null;
+  let modelReloaded = false;
+  if (!board.model || board.model.sha256 !== snap.modelSha256) {
+    await loadStoredModel(rig, board, snap.modelSha256);
+    modelReloaded = true;
+  }
+  const blob = rig.store.blobs.get(snap.sha256);
+  if (sha256Hex(blob) !== snap.sha256) throw Errors.INTERNAL(`stored blob of snapshot ${snap.id} is damaged`);
+  const { committed, info } = await board.run('roll back weights', async (link) => {
+    const committed = await link.writeWeights(blob);
+    const info = await link.weightsInfo();
+    return { committed, info };
+  });
+  board.weightsChanged(info.sha256);
+  if (committed.sha256 !== snap.sha256 || info.sha256 !== snap.sha256) {
+    throw Errors.VERIFY_FAILED(
+      `device ${board.id} reports weights ${info.sha256} after writing snapshot ${snap.id} (${snap.sha256})`,
+      { expected: snap.sha256, committed: committed.sha256, reported: info.sha256 },
+    );
+  }
+  rig.log.info({ deviceId: board.id, snapshotId: snap.id, before, after: info.sha256 }, 'rolled back and verified');
+  return { deviceId: board.id, snapshotId: snap.id, before, sha256: info.sha256, verified: true, modelReloaded };
+}
+
+/** Deploys a fresh seeded zoo model, or a stored snapshot (its model, then its weights, verified). */
+export async function deployModel(
+  rig: Rig,
+  board: Board,
+  req: { model?: string; seed?: number; input?: [number, number, number]; classes?: number; snapshotId?: string },
+): Promise<Record<string, unknown>> {
+  if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+  if (req.snapshotId !== undefined) {
+    const snap = rig.store.getSnapshot(req.snapshotId);
+    if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.snapshotId}'`);
+    await loadStoredModel(rig, board, snap.modelSha256);
+    const out = await rollbackBoard(rig, board, snap);
+    return { deviceId: board.id, model: modelView(board), snapshotId: snap.id, weightsSha256: out.sha256, verified: true };
+  }
+  if (!req.model) throw Errors.BAD_REQUEST('give a zoo model name (model, seed) or a snapshotId');
+  const { row, blob } = await rig.zoo.build({ model: req.model, seed: req.seed ?? 1, input: req.input, classes: req.classes });
+  if (board.hello && blob.length > board.hello.blobMax) {
+    throw Errors.BAD_REQUEST(`model ${row.name} is ${blob.length} bytes; device ${board.id} stages at most ${board.hello.blobMax}`);
+  }
+  const info = await board.run('load model', (l) => l.loadModel(blob));
+  board.modelLoaded({ sha256: row.sha256, name: row.name, ...info });
+  if (row.weightsBytes === null || row.inputBytes !== info.inputBytes) {
+    rig.store.putModel({ ...row, weightsBytes: info.weightsBytes, inputBytes: info.inputBytes, classes: info.classes });
+  }
+  return { deviceId: board.id, model: modelView(board), seed: req.seed ?? 1, weightsSha256: info.weightsSha256 };
+}
+
+export function modelView(board: Board): Record<string, unknown> | null {
+  const m = board.model;
+  if (!m) return null;
+  return {
+    name: m.name,
+    sha256: m.sha256,
+    weightsSha256: m.weightsSha256,
+    weightsBytes: m.weightsBytes ?? null,
+    inputBytes: m.inputBytes ?? null,
+    classes: m.classes ?? null,
+    layers: m.layers ?? null,
+    trainBytes: m.trainBytes ?? null,
+    inferBytes: m.inferBytes ?? null,
+  };
+}

@@ -1,0 +1,322 @@
+// Training and evaluation on one board: stream a dataset slice chunk by chunk
+// (each chunk fits the sample ring and one TRAIN), or reuse the samples the
+// board holds; record every step with its energy; report loss and accuracy
+// as they happen.
+import type { Split } from '../datasets/index.js';
+import type { Board } from '../devices/board.js';
+import type { TrainRecord } from '../devices/link.js';
+import { Errors } from '../errors.js';
+import type { JobContext } from '../jobs/runner.js';
+import type { Rig } from '../rig.js';
+import type { StepRecord } from '../store/store.js';
+import { sendSlice } from './samples.js';
+import { rollbackBoard, takeSnapshot } from './snapshots.js';
+
+export interface DatasetRef {
+  dataset: string;
+  split: Split;
+  offset: number;
+  count: number;
+}
+
+export interface TrainParams {
+  dataset?: string;
+  split?: Split;
+  offset?: number;
+  count?: number;
+  steps?: number;
+  lr: number;
+  sparse?: { lambdaMin: number; lambdaMax: number };
+  trainableLayers?: number[];
+  biasOnlyLayers?: number[];
+  qas?: boolean;
+  stochasticRounding?: boolean;
+  guard?: { margin?: number; dataset?: string; split?: Split; offset?: number; count?: number } | false;
+}
+
+export interface EvalParams {
+  dataset?: string;
+  split?: Split;
+  offset?: number;
+  count?: number;
+}
+
+export interface EvalSummary {
+  count: number;
+  correct: number;
+  accuracy: number;
+  loss: number;
+  counter: number;
+  counterUnit: string;
+  weightsSha256: string | null;
+}
+
+const ppm = (x: number): number => Math.round(x * 1e6);
+
+function bitmask(layers: number[] | undefined): number | undefined {
+  if (!layers) return undefined;
+  let m = 0;
+  for (const l of layers) {
+    if (!Number.isInteger(l) || l < 0 || l > 31) throw Errors.BAD_REQUEST(`layer index ${l} is out of range 0..31`);
+    m |= 1 << l;
+  }
+  return m >>> 0;
+}
+
+export function requireTrainable(board: Board): void {
+  if (board.status !== 'online' || !board.hello) throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+  if (!board.model) throw Errors.NO_MODEL(`device ${board.id} has no model loaded; POST /v1/devices/${board.id}/model first`);
+  if (!board.hello.engine) {
+    throw Errors.ENGINE_MISSING(`device ${board.id} runs firmware ${board.hello.build} without the training engine`);
+  }
+}
+
+/** Chunk size for one SAMPLES+TRAIN round: fits the ring and one TRAIN. */
+function chunkSize(board: Board): number {
+  return Math.max(1, Math.min(board.hello!.maxTrain, board.hello!.sampleSlots));
+}
+
+/** Validates a train request against the board before a job is created. */
+export function checkTrainParams(rig: Rig, board: Board, p: TrainParams): { total: number } {
+  requireTrainable(board);
+  if (p.dataset !== undefined) {
+    if (p.count === undefined) throw Errors.BAD_REQUEST('a dataset slice needs count');
+    if (p.count > rig.config.maxSamplesPerRequest) {
+      throw Errors.PAYLOAD_TOO_LARGE(`count ${p.count} exceeds the limit of ${rig.config.maxSamplesPerRequest} samples a request`);
+    }
+    rig.datasets.slice(p.dataset, p.split ?? 'train', p.offset ?? 0, p.count);
+    return { total: p.count };
+  }
+  if (p.steps === undefined) throw Errors.BAD_REQUEST('give a dataset slice (dataset, count) or steps over the samples already on the board');
+  if (p.steps > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`steps ${p.steps} exceeds ${rig.config.maxSamplesPerRequest}`);
+  if (board.heldTo <= board.heldFrom) throw Errors.NO_SAMPLES(`device ${board.id} holds no samples; POST samples first or train on a dataset slice`);
+  if (p.sparse && p.sparse.lambdaMin > p.sparse.lambdaMax) throw Errors.BAD_REQUEST('sparse.lambdaMin must not exceed sparse.lambdaMax');
+  return { total: p.steps };
+}
+
+/** One TRAIN over [index, index+count), its steps recorded; returns the records. */
+async function trainChunk(rig: Rig, board: Board, ctx: JobContext | null, p: TrainParams, index: number, count: number): Promise<TrainRecord[]> {
+  const stepId = board.nextStepId++;
+  const started = Date.now();
+  const res = await board.run('train', (link) =>
+    link.train({
+      stepId,
+      index,
+      count,
+      lrPpm: ppm(p.lr),
+      lambdaMinPpm: p.sparse ? ppm(p.sparse.lambdaMin) : undefined,
+      lambdaMaxPpm: p.sparse ? ppm(p.sparse.lambdaMax) : undefined,
+      trainable: bitmask(p.trainableLayers),
+      biasOnly: bitmask(p.biasOnlyLayers),
+      options: (p.qas ? 1 : 0) | (p.stochasticRounding ? 2 : 0) || undefined,
+    }),
+  );
+  const ended = Date.now();
+  const unit = board.hello!.counter;
+  const energy = rig.energy.figures(board.entry, board.hello!.board, unit, res.records.map((r) => r.counter), started, ended);
+  const rows: StepRecord[] = res.records.map((r, i) => ({
+    deviceId: board.id,
+    jobId: ctx?.id ?? null,
+    stepId,
+    sampleIndex: index + i,
+    lossPpm: r.lossPpm,
+    counter: r.counter,
+    counterUnit: unit,
+    updatedPpm: r.updatedPpm,
+    correct: r.correct,
+    peakRam: r.peakRam,
+    energyUj: energy[i]?.uj ?? null,
+    energySource: energy[i]?.source ?? null,
+  }));
+  rig.store.recordSteps(rows);
+  rig.metrics.steps({ device: board.id }, rows.length);
+  board.counters.steps += rows.length;
+  if (ctx) {
+    for (const r of rows) {
+      ctx.emit('step', {
+        stepId,
+        sampleIndex: r.sampleIndex,
+        loss: r.lossPpm / 1e6,
+        correct: r.correct,
+        counter: r.counter,
+        counterUnit: unit,
+        updatedFraction: r.updatedPpm / 1e6,
+        peakRam: r.peakRam,
+        energyUj: r.energyUj,
+        energySource: r.energySource,
+      });
+    }
+  }
+  return res.records;
+}
+
+/** Runs a training job on a board the caller holds the lease of. */
+export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: TrainParams): Promise<unknown> {
+  const log = ctx.log.child({ deviceId: board.id });
+  const guard = resolveGuard(rig, p);
+  let baseline: EvalSummary | null = null;
+  let preSnapshotId: string | null = null;
+  if (guard) {
+    baseline = await evaluateSlice(rig, board, null, guard);
+    ctx.emit('guard', { phase: 'before', accuracy: baseline.accuracy, loss: baseline.loss });
+    const snap = await takeSnapshot(rig, board, { tags: ['guard', 'pre-train'], jobId: ctx.id });
+    preSnapshotId = snap.id;
+  }
+
+  const total = p.dataset !== undefined ? p.count! : p.steps!;
+  let done = 0;
+  let lossSum = 0;
+  let correct = 0;
+  let counterSum = 0;
+  let peakRam = 0;
+  let updatedSum = 0;
+  const chunk = chunkSize(board);
+  ctx.progress(0, total);
+  const account = (records: TrainRecord[]): void => {
+    for (const r of records) {
+      lossSum += r.lossPpm / 1e6;
+      correct += r.correct ? 1 : 0;
+      counterSum += r.counter;
+      peakRam = Math.max(peakRam, r.peakRam);
+      updatedSum += r.updatedPpm / 1e6;
+    }
+    done += records.length;
+    ctx.progress(done, total);
+    ctx.emit('loss', { done, meanLoss: lossSum / Math.max(1, done), lastLoss: records.length ? records[records.length - 1].lossPpm / 1e6 : null });
+    ctx.emit('accuracy', { done, trainAccuracy: correct / Math.max(1, done) });
+  };
+
+  if (p.dataset !== undefined) {
+    const split = p.split ?? 'train';
+    const offset = p.offset ?? 0;
+    for (let at = 0; at < total; at += chunk) {
+      const n = Math.min(chunk, total - at);
+      const slice = rig.datasets.slice(p.dataset, split, offset + at, n);
+      const first = await sendSlice(board, slice);
+      account(await trainChunk(rig, board, ctx, p, first, n));
+    }
+  } else {
+    const from = board.heldFrom;
+    const held = board.heldTo - board.heldFrom;
+    let pos = 0;
+    while (done < total) {
+      const index = from + (pos % held);
+      const n = Math.min(chunk, total - done, board.heldTo - index);
+      const records = await trainChunk(rig, board, ctx, p, index, n);
+      if (records.length === 0) throw Errors.DEVICE_ERROR(`device ${board.id} applied no step for TRAIN at sample ${index}`);
+      account(records);
+      pos += n;
+    }
+  }
+  const info = await board.run('read weights info', (l) => l.weightsInfo());
+  board.weightsChanged(info.sha256);
+  const unit = board.hello!.counter;
+  const result: Record<string, unknown> = {
+    deviceId: board.id,
+    steps: done,
+    meanLoss: lossSum / Math.max(1, done),
+    trainAccuracy: correct / Math.max(1, done),
+    counterTotal: counterSum,
+    counterUnit: unit,
+    peakRam,
+    meanUpdatedFraction: updatedSum / Math.max(1, done),
+    stepsApplied: info.stepsApplied,
+    weightsSha256: info.sha256,
+  };
+  log.info({ steps: done, meanLoss: result.meanLoss }, 'training done');
+
+  if (guard && baseline && preSnapshotId) {
+    const after = await evaluateSlice(rig, board, null, guard);
+    ctx.emit('guard', { phase: 'after', accuracy: after.accuracy, loss: after.loss });
+    const drop = baseline.accuracy - after.accuracy;
+    const rolledBack = drop > guard.margin;
+    let rollback: unknown = null;
+    if (rolledBack) {
+      log.warn({ before: baseline.accuracy, after: after.accuracy, margin: guard.margin }, 'guard: accuracy fell; rolling back');
+      const snap = rig.store.getSnapshot(preSnapshotId)!;
+      rollback = await rollbackBoard(rig, board, snap);
+      result.weightsSha256 = snap.sha256;
+    }
+    result.guard = {
+      margin: guard.margin,
+      accuracyBefore: baseline.accuracy,
+      accuracyAfter: after.accuracy,
+      rolledBack,
+      snapshotId: preSnapshotId,
+      rollback,
+    };
+    ctx.emit('guard', { phase: 'decision', rolledBack, drop });
+  }
+  return result;
+}
+
+function resolveGuard(rig: Rig, p: TrainParams): (DatasetRef & { margin: number }) | null {
+  if (p.guard === false) return null;
+  if (!p.guard && !rig.config.guard.enabled) return null;
+  const g = rig.config.guard;
+  const o = p.guard || {};
+  return {
+    margin: o.margin ?? g.margin,
+    dataset: o.dataset ?? g.dataset,
+    split: o.split ?? g.split,
+    offset: o.offset ?? g.offset,
+    count: o.count ?? g.count,
+  };
+}
+
+/** Validates an evaluate request before a job is created. */
+export function checkEvalParams(rig: Rig, board: Board, p: EvalParams): { total: number } {
+  requireTrainable(board);
+  if (p.dataset !== undefined) {
+    if (p.count === undefined) throw Errors.BAD_REQUEST('a dataset slice needs count');
+    if (p.count > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`count ${p.count} exceeds ${rig.config.maxSamplesPerRequest}`);
+    rig.datasets.slice(p.dataset, p.split ?? 'test', p.offset ?? 0, p.count);
+    return { total: p.count };
+  }
+  const held = board.heldTo - board.heldFrom;
+  if (held <= 0) throw Errors.NO_SAMPLES(`device ${board.id} holds no samples to evaluate; name a dataset slice`);
+  return { total: held };
+}
+
+/** Evaluates a dataset slice (or the samples held) on a board the caller holds. */
+export async function evaluateSlice(rig: Rig, board: Board, ctx: JobContext | null, p: EvalParams): Promise<EvalSummary> {
+  let count = 0;
+  let correct = 0;
+  let lossPpmSum = 0;
+  let counter = 0;
+  const chunk = chunkSize(board);
+  const add = (r: { count: number; correct: number; lossPpmSum: number; counter: number }): void => {
+    count += r.count;
+    correct += r.correct;
+    lossPpmSum += r.lossPpmSum;
+    counter += r.counter;
+  };
+  if (p.dataset !== undefined) {
+    const total = p.count!;
+    ctx?.progress(0, total);
+    for (let at = 0; at < total; at += chunk) {
+      const n = Math.min(chunk, total - at);
+      const first = await sendSlice(board, rig.datasets.slice(p.dataset, p.split ?? 'test', (p.offset ?? 0) + at, n));
+      add(await board.run('evaluate', (l) => l.evaluate(first, n)));
+      ctx?.progress(count, total);
+      ctx?.emit('accuracy', { done: count, accuracy: correct / count, loss: lossPpmSum / 1e6 / count });
+    }
+  } else {
+    const total = board.heldTo - board.heldFrom;
+    ctx?.progress(0, total);
+    for (let index = board.heldFrom; index < board.heldTo; index += chunk) {
+      const n = Math.min(chunk, board.heldTo - index);
+      add(await board.run('evaluate', (l) => l.evaluate(index, n)));
+      ctx?.progress(count, total);
+      ctx?.emit('accuracy', { done: count, accuracy: correct / count, loss: lossPpmSum / 1e6 / count });
+    }
+  }
+  const accuracy = count ? correct / count : 0;
+  const loss = count ? lossPpmSum / 1e6 / count : 0;
+  const weightsSha256 = board.model?.weightsSha256 ?? null;
+  if (weightsSha256) {
+    board.lastEval = { accuracy, loss, count, weightsSha256, at: new Date().toISOString() };
+    rig.store.markEvaluated(weightsSha256, accuracy, rig.config.goodAccuracy);
+  }
+  return { count, correct, accuracy, loss, counter, counterUnit: board.hello?.counter ?? 'unknown', weightsSha256 };
+}
