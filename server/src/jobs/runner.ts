@@ -34,7 +34,7 @@ export type JobMetricsHook = (kind: string, state: 'succeeded' | 'failed', secon
 
 export class JobRunner {
   private readonly live = new Map<string, LiveJob>();
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly running = new Map<string, Promise<unknown>>();
   onFinished: JobMetricsHook | null = null;
 
   constructor(
@@ -110,8 +110,8 @@ export class JobRunner {
         setTimeout(() => this.live.delete(row.id), 10 * 60_000).unref();
       }
     })();
-    this.running.add(p);
-    void p.finally(() => this.running.delete(p));
+    this.running.set(row.id, p);
+    void p.finally(() => this.running.delete(row.id));
     return row;
   }
 
@@ -126,13 +126,19 @@ export class JobRunner {
     return { history: [...live.events], emitter: live.emitter };
   }
 
+  /** Resolves with the job's row once it has ended (at once if it already has). */
+  async wait(id: string): Promise<JobRow | null> {
+    await this.running.get(id);
+    return this.store.getJob(id);
+  }
+
   get activeCount(): number {
     return this.running.size;
   }
 
   /** Waits for every running job to end (used on close, after devices are closed). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.running.values()]);
   }
 }
 

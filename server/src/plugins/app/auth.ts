@@ -1,0 +1,75 @@
+// Bearer tokens with roles. A route declares the role it needs in
+// config.role; mutating routes need operator or admin. With no token
+// configured anywhere, an admin token is created in var/admin.token (mode 600).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import fp from 'fastify-plugin';
+import { Value } from '@sinclair/typebox/value';
+import { Type } from '@sinclair/typebox';
+import { TokenEntry, type Role } from '../../config.js';
+import { Errors } from '../../errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Least role a caller needs; absent: open (reads, unless readsNeedToken). */
+    role?: Role;
+  }
+  interface FastifyRequest {
+    principal: { name: string; role: Role } | null;
+  }
+}
+
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+const hash = (token: string): string => crypto.createHash('sha256').update(token).digest('hex');
+
+export function readTokensFile(file: string): TokenEntry[] {
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+  const list = Array.isArray(json) ? json : (json as { tokens?: unknown }).tokens;
+  const schema = Type.Array(TokenEntry);
+  if (!Value.Check(schema, list)) throw new Error(`tokens file ${file}: expected [{token, role, name?}] with tokens of 16+ characters`);
+  return list;
+}
+
+export default fp(
+  async (fastify) => {
+    const cfg = fastify.config;
+    const log = fastify.log.child({ module: 'auth' });
+    const entries: TokenEntry[] = [...cfg.tokens];
+    if (cfg.tokensFile) entries.push(...readTokensFile(cfg.tokensFile));
+    if (entries.length === 0) {
+      const file = path.join(cfg.varDir, 'admin.token');
+      let token: string;
+      if (fs.existsSync(file)) {
+        token = fs.readFileSync(file, 'utf8').trim();
+        fs.chmodSync(file, 0o600);
+      } else {
+        token = crypto.randomBytes(32).toString('base64url');
+        fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+      }
+      entries.push({ token, role: 'admin', name: 'admin.token' });
+      log.info({ path: file }, 'no API token configured: created an admin token (send it as Authorization: Bearer <token>)');
+    }
+    // looked up by hash, so comparing never leaks a prefix through timing
+    const byHash = new Map(entries.map((e) => [hash(e.token), { name: e.name ?? e.role, role: e.role }]));
+
+    fastify.decorateRequest('principal', null);
+    fastify.addHook('onRequest', async (req) => {
+      const header = req.headers.authorization;
+      if (header) {
+        const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+        req.principal = m ? (byHash.get(hash(m[1])) ?? null) : null;
+        if (!req.principal) throw Errors.UNAUTHORIZED('unknown bearer token');
+      }
+      let need = req.routeOptions.config?.role;
+      if (!need && cfg.readsNeedToken && req.url.startsWith('/v1/')) need = 'viewer';
+      if (!need) return;
+      if (!req.principal) throw Errors.UNAUTHORIZED(`this route needs Authorization: Bearer <token> with role ${need} or higher`);
+      if (RANK[req.principal.role] < RANK[need]) {
+        throw Errors.FORBIDDEN(`token '${req.principal.name}' has role ${req.principal.role}; this route needs ${need}`);
+      }
+    });
+  },
+  { name: 'auth', dependencies: ['config'] },
+);

@@ -1,0 +1,41 @@
+// The job runner, and the rig object bundling every service for operations;
+// it also closes everything in order when the daemon stops.
+import fp from 'fastify-plugin';
+import type { Logger } from 'pino';
+import { JobRunner } from '../../jobs/runner.js';
+import type { Rig } from '../../rig.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    jobs: JobRunner;
+    rig: Rig;
+  }
+}
+
+export default fp(
+  async (fastify) => {
+    const jobs = new JobRunner(fastify.store, (fastify.log as unknown as Logger).child({ module: 'jobs' }));
+    jobs.onFinished = (kind, state, seconds) => fastify.metrics.jobDuration({ kind, state }, seconds);
+    fastify.decorate('jobs', jobs);
+    const rig: Rig = {
+      config: fastify.config,
+      log: (fastify.log as unknown as Logger).child({ module: 'rig' }),
+      store: fastify.store,
+      devices: fastify.devices,
+      jobs,
+      energy: fastify.energy,
+      zoo: fastify.zoo,
+      datasets: fastify.datasets,
+      metrics: fastify.metrics,
+    };
+    fastify.decorate('rig', rig);
+    fastify.addHook('onClose', async () => {
+      // links first (running jobs fail fast with a clear error), then jobs, then the store
+      await fastify.devices.close();
+      await jobs.drain();
+      await fastify.energy.close();
+      fastify.store.close();
+    });
+  },
+  { name: 'jobs', dependencies: ['config', 'store', 'services', 'devices'] },
+);

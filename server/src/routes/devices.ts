@@ -1,0 +1,535 @@
+// /v1/devices: the boards, and everything done to one board.
+import type { FastifyInstance } from 'fastify';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Board } from '../devices/board.js';
+import { Errors, RigError } from '../errors.js';
+import type { JobContext } from '../jobs/runner.js';
+import { sendSlice } from '../operations/samples.js';
+import { deployModel, rollbackBoard, takeSnapshot } from '../operations/snapshots.js';
+import { lastGood } from '../operations/fleet.js';
+import {
+  checkEvalParams,
+  checkTrainParams,
+  evaluateSlice,
+  runTraining,
+  type EvalParams,
+  type TrainParams,
+} from '../operations/training.js';
+import type { Rig } from '../rig.js';
+import {
+  DatasetSlice,
+  DeviceParams,
+  errorReplies,
+  JobAccepted,
+  JobView,
+  RollbackReply,
+  SnapshotView,
+  Split,
+  WaitQuery,
+} from './schemas.js';
+import { deviceSummary, jobView, snapshotView } from './views.js';
+
+const DeviceView = Type.Object(
+  {
+    id: Type.String(),
+    board: Type.Union([Type.String(), Type.Null()]),
+    state: Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('connecting')]),
+    busy: Type.Union([Type.String(), Type.Null()], { description: 'id of the job holding the board' }),
+  },
+  { additionalProperties: true },
+);
+
+const mutating = (rig: Rig, role: 'operator' | 'admin' = 'operator') => ({
+  role,
+  rateLimit: { max: rig.config.rateLimitMax, timeWindow: rig.config.rateLimitWindowMs },
+});
+
+/**
+ * Starts a job holding the board's lease (409 when another holds it).
+ * With wait, answers once it ended; otherwise 202 {jobId}.
+ */
+export async function startBoardJob<T>(
+  fastify: FastifyInstance,
+  board: Board,
+  kind: string,
+  params: unknown,
+  fn: (ctx: JobContext) => Promise<T>,
+  opts: { total?: number; wait?: boolean },
+): Promise<{ status: 200; body: ReturnType<typeof jobView> } | { status: 202; body: { jobId: string; state: string; href: string } }> {
+  const release = board.acquire(`a ${kind} request`);
+  let row;
+  try {
+    row = fastify.jobs.submit(kind, board.id, params, fn, {
+      total: opts.total,
+      release: () => {
+        release();
+        // cached figures follow the board after every job
+        if (board.status === 'online') void board.refreshStats().catch(() => undefined);
+      },
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  board.relabel(`job ${row.id}`);
+  if (opts.wait) {
+    const done = await fastify.jobs.wait(row.id);
+    return { status: 200, body: jobView(done!) };
+  }
+  return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
+}
+
+/** Runs a short operation as a recorded job and answers with its result, or its error. */
+async function runBoardOperation<T>(
+  fastify: FastifyInstance,
+  board: Board,
+  kind: string,
+  params: unknown,
+  fn: (ctx: JobContext) => Promise<T>,
+): Promise<T & { jobId: string }> {
+  const release = board.acquire(`a ${kind} request`);
+  let value: T | undefined;
+  let failure: unknown;
+  let row;
+  try {
+    row = fastify.jobs.submit(kind, board.id, params, async (ctx) => {
+      try {
+        value = await fn(ctx);
+        return value;
+      } catch (err) {
+        failure = err;
+        throw err;
+      }
+    }, {
+      release: () => {
+        release();
+        if (board.status === 'online') void board.refreshStats().catch(() => undefined);
+      },
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  board.relabel(`job ${row.id}`);
+  await fastify.jobs.wait(row.id);
+  if (failure !== undefined) throw failure;
+  return { ...(value as T), jobId: row.id };
+}
+
+function bytesFrom(v: unknown, what: string): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === 'string') return Buffer.from(v, 'base64');
+  if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)) return Uint8Array.from(v as number[]);
+  throw Errors.BAD_REQUEST(`${what} must be bytes: a CBOR byte string, base64 text or an array of 0..255`);
+}
+
+const TrainBody = Type.Object(
+  {
+    dataset: Type.Optional(Type.String()),
+    split: Type.Optional(Split),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board' })),
+    lr: Type.Number({ exclusiveMinimum: 0, maximum: 4000, description: 'learning rate' }),
+    sparse: Type.Optional(
+      Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
+    ),
+    trainableLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
+    biasOnlyLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
+    qas: Type.Optional(Type.Boolean({ description: 'quantization-aware gradient scaling' })),
+    stochasticRounding: Type.Optional(Type.Boolean()),
+    guard: Type.Optional(
+      Type.Union([
+        Type.Literal(false),
+        Type.Object({
+          margin: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+          dataset: Type.Optional(Type.String()),
+          split: Type.Optional(Split),
+          offset: Type.Optional(Type.Integer({ minimum: 0 })),
+          count: Type.Optional(Type.Integer({ minimum: 1 })),
+        }),
+      ]),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const EvalBody = Type.Object(
+  {
+    dataset: Type.Optional(Type.String()),
+    split: Type.Optional(Split),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    count: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+const SamplesBody = Type.Union([
+  Type.Object({ ...DatasetSlice }, { additionalProperties: false }),
+  Type.Object(
+    {
+      sampleBytes: Type.Integer({ minimum: 1 }),
+      labels: Type.Unknown({ description: 'n labels: byte string (CBOR), base64 text or array of integers' }),
+      data: Type.Unknown({ description: 'n × sampleBytes bytes: byte string (CBOR) or base64 text' }),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const routes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const rig = fastify.rig;
+
+  fastify.get(
+    '/devices',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Every board: state, firmware, CPU, clock, RAM, model, step count',
+        querystring: Type.Object({ tag: Type.Optional(Type.String()), board: Type.Optional(Type.String()) }),
+        response: { 200: Type.Object({ devices: Type.Array(DeviceView) }), ...errorReplies },
+      },
+    },
+    async (req) => {
+      let boards = rig.devices.list();
+      if (req.query.tag || req.query.board) boards = rig.devices.select({ tag: req.query.tag, board: req.query.board });
+      return { devices: boards.map((b) => deviceSummary(rig, b)) };
+    },
+  );
+
+  fastify.get(
+    '/devices/:id',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'One board; refresh=true reads its STATS now (when idle)',
+        params: DeviceParams,
+        querystring: Type.Object({ refresh: Type.Optional(Type.Boolean()) }),
+        response: { 200: DeviceView, ...errorReplies },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      if (req.query.refresh && board.status === 'online' && !board.busyWith) await board.refreshStats();
+      return { ...deviceSummary(rig, board), recordedSteps: rig.store.countSteps(board.id) };
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/model',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['devices'],
+        summary: 'Deploy a zoo model with a fresh seeded init, or a stored snapshot (its model and weights, verified)',
+        params: DeviceParams,
+        body: Type.Union([
+          Type.Object(
+            {
+              model: Type.String({ description: 'zoo model name, e.g. cnn' }),
+              seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+              input: Type.Optional(Type.Tuple([Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 })])),
+              classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 255 })),
+            },
+            { additionalProperties: false },
+          ),
+          Type.Object({ snapshotId: Type.String() }, { additionalProperties: false }),
+        ]),
+        response: { 200: Type.Object({ deviceId: Type.String(), jobId: Type.String() }, { additionalProperties: true }), ...errorReplies },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      const out = await runBoardOperation(fastify, board, 'deploy', req.body, () =>
+        deployModel(rig, board, req.body as Parameters<typeof deployModel>[2]),
+      );
+      return out as { deviceId: string; jobId: string };
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/samples',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['devices'],
+        summary: 'Stream samples into the board ring: a dataset slice, or raw samples (JSON with base64, or application/cbor with byte strings)',
+        params: DeviceParams,
+        body: SamplesBody,
+        response: {
+          200: Type.Object({
+            deviceId: Type.String(),
+            first: Type.Integer({ description: 'sample number of the first sample sent' }),
+            count: Type.Integer(),
+            heldFrom: Type.Integer(),
+            heldTo: Type.Integer(),
+            slots: Type.Integer(),
+          }),
+          ...errorReplies,
+        },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      const body = req.body as Record<string, unknown>;
+      let slice;
+      if (typeof body.dataset === 'string') {
+        const count = body.count as number;
+        if (count > rig.config.maxSamplesPerRequest) {
+          throw Errors.PAYLOAD_TOO_LARGE(`count ${count} exceeds the limit of ${rig.config.maxSamplesPerRequest} samples a request`);
+        }
+        slice = rig.datasets.slice(body.dataset, (body.split as 'train' | 'test') ?? 'train', (body.offset as number) ?? 0, count);
+      } else {
+        const sampleBytes = body.sampleBytes as number;
+        const labels = bytesFrom(body.labels, 'labels');
+        const data = bytesFrom(body.data, 'data');
+        if (labels.length === 0) throw Errors.BAD_REQUEST('no samples given');
+        if (labels.length > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`${labels.length} samples exceed the limit of ${rig.config.maxSamplesPerRequest}`);
+        if (data.length !== labels.length * sampleBytes) {
+          throw Errors.BAD_REQUEST(`data has ${data.length} bytes; ${labels.length} samples of ${sampleBytes} bytes need ${labels.length * sampleBytes}`);
+        }
+        slice = { sampleBytes, labels, data };
+      }
+      if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      const release = board.acquire('a samples request');
+      try {
+        const first = await sendSlice(board, slice);
+        return {
+          deviceId: board.id,
+          first,
+          count: slice.labels.length,
+          heldFrom: board.heldFrom,
+          heldTo: board.heldTo,
+          slots: board.hello?.sampleSlots ?? 0,
+        };
+      } finally {
+        release();
+      }
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/train',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['devices'],
+        summary: 'Train one step per sample: stream a dataset slice and train on it, or {steps} over the samples on the board',
+        params: DeviceParams,
+        querystring: WaitQuery,
+        body: TrainBody,
+        response: { 200: JobView, 202: JobAccepted, ...errorReplies },
+      },
+    },
+    async (req, reply) => {
+      const board = rig.devices.get(req.params.id);
+      const params = req.body as TrainParams;
+      if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
+      const { total } = checkTrainParams(rig, board, params);
+      const out = await startBoardJob(fastify, board, 'train', params, (ctx) => runTraining(rig, board, ctx, params), {
+        total,
+        wait: req.query.wait,
+      });
+      return reply.status(out.status).send(out.body);
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/evaluate',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['devices'],
+        summary: 'Evaluate a dataset slice (default split: test) or the samples on the board: accuracy and loss',
+        params: DeviceParams,
+        querystring: WaitQuery,
+        body: Type.Optional(EvalBody),
+        response: { 200: JobView, 202: JobAccepted, ...errorReplies },
+      },
+    },
+    async (req, reply) => {
+      const board = rig.devices.get(req.params.id);
+      const params = (req.body ?? {}) as EvalParams;
+      if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
+      const { total } = checkEvalParams(rig, board, params);
+      const out = await startBoardJob(fastify, board, 'evaluate', params, (ctx) => evaluateSlice(rig, board, ctx, params), {
+        total,
+        wait: req.query.wait,
+      });
+      return reply.status(out.status).send(out.body);
+    },
+  );
+
+  fastify.get(
+    '/devices/:id/metrics',
+    {
+      schema: {
+        tags: ['devices'],
+        summary: 'Every recorded training step: loss, cycles (instructions on emulated boards), peak RAM, fraction updated, energy',
+        params: DeviceParams,
+        querystring: Type.Object({
+          after: Type.Optional(Type.Integer({ minimum: 0, description: 'only steps with seq above this (paging)' })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+          jobId: Type.Optional(Type.String()),
+        }),
+        response: {
+          200: Type.Object({
+            deviceId: Type.String(),
+            counterUnit: Type.Union([Type.String(), Type.Null()]),
+            energy: Type.Object({ source: Type.String(), basis: Type.Union([Type.String(), Type.Null()]) }),
+            steps: Type.Array(
+              Type.Object({
+                seq: Type.Integer(),
+                stepId: Type.Integer(),
+                sampleIndex: Type.Integer(),
+                jobId: Type.Union([Type.String(), Type.Null()]),
+                loss: Type.Number(),
+                counter: Type.Integer(),
+                counterUnit: Type.String({ description: 'cycles, instructions (emulated) or ns (host twin)' }),
+                cycles: Type.Union([Type.Integer(), Type.Null()], { description: 'set only when the board counts cycles' }),
+                instructions: Type.Union([Type.Integer(), Type.Null()], { description: 'set only on emulated boards' }),
+                peakRam: Type.Integer(),
+                updatedFraction: Type.Number(),
+                correct: Type.Boolean(),
+                energyUj: Type.Union([Type.Number(), Type.Null()]),
+                energySource: Type.Union([Type.Literal('measured'), Type.Literal('estimated'), Type.Null()]),
+                createdAt: Type.String(),
+              }),
+            ),
+            next: Type.Union([Type.Integer(), Type.Null()]),
+          }),
+          ...errorReplies,
+        },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      const limit = req.query.limit ?? 1000;
+      const rows = rig.store.listSteps(board.id, { after: req.query.after, limit, jobId: req.query.jobId });
+      const power = rig.energy.info(board.entry, board.hello?.board);
+      const m = power.model;
+      const unit = board.hello?.counter ?? rows[0]?.counterUnit ?? null;
+      const basis = power.meter
+        ? `measured by ${power.meter}`
+        : m
+          ? `${unit === 'instructions' ? 'emulated instructions counted as cycles' : unit === 'ns' ? 'host time' : 'cycles'} at ${m.clockHz} Hz x ${m.activeMw} mW (${m.board}: ${m.source})`
+          : null;
+      return {
+        deviceId: board.id,
+        counterUnit: unit,
+        energy: { source: power.source, basis },
+        steps: rows.map((r) => ({
+          seq: r.seq,
+          stepId: r.stepId,
+          sampleIndex: r.sampleIndex,
+          jobId: r.jobId,
+          loss: r.lossPpm / 1e6,
+          counter: r.counter,
+          counterUnit: r.counterUnit,
+          cycles: r.counterUnit === 'cycles' ? r.counter : null,
+          instructions: r.counterUnit === 'instructions' ? r.counter : null,
+          peakRam: r.peakRam,
+          updatedFraction: r.updatedPpm / 1e6,
+          correct: r.correct,
+          energyUj: r.energyUj,
+          energySource: r.energySource,
+          createdAt: r.createdAt,
+        })),
+        next: rows.length === limit ? rows[rows.length - 1].seq : null,
+      };
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/snapshots',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Pull the board weights, verify them against the hash the board computes, store them',
+        params: DeviceParams,
+        body: Type.Optional(
+          Type.Object(
+            {
+              tags: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+              evaluate: Type.Optional(Type.Object({ ...DatasetSlice }, { additionalProperties: false })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        response: { 201: Type.Intersect([SnapshotView, Type.Object({ jobId: Type.String() })]), ...errorReplies },
+      },
+    },
+    async (req, reply) => {
+      const board = rig.devices.get(req.params.id);
+      const body = req.body ?? {};
+      if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      const out = await runBoardOperation(fastify, board, 'snapshot', body, async (ctx) => {
+        if (body.evaluate) await evaluateSlice(rig, board, ctx, body.evaluate);
+        return snapshotView(await takeSnapshot(rig, board, { tags: body.tags, jobId: ctx.id }));
+      });
+      return reply.status(201).send(out);
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/rollback',
+    {
+      config: mutating(rig),
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Write a snapshot to the board, commit it, read the board hash back: success only when it matches',
+        params: DeviceParams,
+        body: Type.Object(
+          { snapshotId: Type.String({ description: 'a snapshot id, or "last-good"' }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: RollbackReply, ...errorReplies },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board) : rig.store.getSnapshot(req.body.snapshotId);
+      if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.body.snapshotId}'`);
+      if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      const out = await runBoardOperation(fastify, board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap));
+      return {
+        snapshotId: out.snapshotId,
+        sha256: out.sha256,
+        verified: out.verified,
+        deviceId: out.deviceId,
+        before: out.before,
+        modelReloaded: out.modelReloaded,
+        jobId: out.jobId,
+      };
+    },
+  );
+
+  fastify.post(
+    '/devices/:id/reset',
+    {
+      config: mutating(rig, 'admin'),
+      schema: {
+        tags: ['devices'],
+        summary: 'Restart the board (its samples, model and step memory are lost)',
+        params: DeviceParams,
+        response: { 200: Type.Object({ deviceId: Type.String(), reset: Type.Boolean() }), ...errorReplies },
+      },
+    },
+    async (req) => {
+      const board = rig.devices.get(req.params.id);
+      const release = board.acquire('a reset request');
+      try {
+        await board.run('reset', (l) => l.reset());
+      } catch (err) {
+        // the link drops as the board restarts; that is the expected outcome
+        if (!(err instanceof RigError) || err.code !== 'TR_DEVICE_DISCONNECTED') throw err;
+      } finally {
+        release();
+      }
+      return { deviceId: board.id, reset: true };
+    },
+  );
+};
+
+export default routes;
