@@ -502,7 +502,7 @@ static int cmd_train(const opts *o)
     if (o->use_float) {
         r.fe = tr_float_create(&m, b.weights, b.weights_len);
     } else {
-        arena = aligned_alloc(8, (info.train_bytes + 7u) & ~(size_t)7u);
+        arena = malloc(info.train_bytes);
         st = arena ? tr_engine_load(&r.e, blob, len, arena, info.train_bytes, &info) : TR_ERR_NOMEM;
         if (st != TR_OK) {
             fprintf(stderr, "load: %s\n", status_name(st));

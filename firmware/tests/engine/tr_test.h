@@ -22,7 +22,7 @@ static int tr_test_checks;
         }                                                                 \
     } while (0)
 
-static int tr_test_done(const char *name)
+static inline int tr_test_done(const char *name)
 {
     printf("%s: %d checks, %d failures\n", name, tr_test_checks, tr_test_failures);
     return tr_test_failures == 0 ? 0 : 1;
@@ -30,7 +30,7 @@ static int tr_test_done(const char *name)
 
 /* Test PRNG (xorshift32), independent of the engine's. */
 static uint32_t tr_test_rng = 0x12345678u;
-static uint32_t trand(void)
+static inline uint32_t trand(void)
 {
     uint32_t x = tr_test_rng;
     x ^= x << 13;
@@ -39,11 +39,11 @@ static uint32_t trand(void)
     tr_test_rng = x;
     return x;
 }
-static uint32_t trand_range(uint32_t lo, uint32_t hi) /* inclusive */
+static inline uint32_t trand_range(uint32_t lo, uint32_t hi) /* inclusive */
 {
     return lo + trand() % (hi - lo + 1u);
 }
-static float trand_unit(void) /* [0, 1) */
+static inline float trand_unit(void) /* [0, 1) */
 {
     return (float)(trand() >> 8) / 16777216.0f;
 }
