@@ -1,0 +1,49 @@
+// Helpers for the daemon tests: an in-process app over a fresh var/ directory.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { build, type BuildOptions } from '../../server/src/app.js';
+import type { Config } from '../../server/src/config.js';
+
+export const TEST_TOKEN = 'test-admin-token-0123456789abcdef';
+export const OPERATOR_TOKEN = 'test-operator-token-0123456789ab';
+export const VIEWER_TOKEN = 'test-viewer-token-0123456789abcd';
+
+export function tempDir(prefix = 'tinyrig-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A daemon instance with the three test tokens and quick reconnects; not listening. */
+export async function buildApp(config: Partial<Config> = {}, opts: Omit<BuildOptions, 'config'> = {}): Promise<FastifyInstance> {
+  return build({
+    env: {},
+    logger: opts.logger ?? (process.env.TINYRIG_TEST_LOG ? { level: process.env.TINYRIG_TEST_LOG } : false),
+    ...opts,
+    config: {
+      varDir: config.varDir ?? tempDir(),
+      devices: [],
+      tokens: [
+        { token: TEST_TOKEN, role: 'admin', name: 'test-admin' },
+        { token: OPERATOR_TOKEN, role: 'operator', name: 'test-operator' },
+        { token: VIEWER_TOKEN, role: 'viewer', name: 'test-viewer' },
+      ],
+      reconnectMinMs: 50,
+      reconnectMaxMs: 500,
+      durable: false,
+      ...config,
+    },
+  });
+}
+
+export const auth = (token = TEST_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` });
+
+/** Polls `cond` every 20 ms until it holds or `ms` pass. */
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
