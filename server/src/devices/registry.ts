@@ -108,9 +108,9 @@ export class DeviceRegistry {
 
   /** Boards matching a fleet selector: explicit ids, board kind, or tag (all given criteria must hold). */
   select(sel: { devices?: string[]; board?: string; tag?: string }): Board[] {
-    if (sel.devices) for (const id of sel.devices) this.get(id);
-    return this.list().filter((b) => {
-      if (sel.devices && !sel.devices.includes(b.id)) return false;
+    // explicit ids keep the caller's order (it decides which boards are canaries)
+    const pool = sel.devices ? [...new Set(sel.devices)].map((id) => this.get(id)) : this.list();
+    return pool.filter((b) => {
       if (sel.board && b.entry.board !== sel.board && b.hello?.board !== sel.board && b.entry.class !== sel.board) return false;
       if (sel.tag && !(b.entry.tags ?? []).includes(sel.tag)) return false;
       return true;

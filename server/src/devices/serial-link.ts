@@ -104,11 +104,21 @@ export async function openSerialLink(opts: OpenLinkOptions): Promise<BoardLink> 
   );
   port.on('error', (err: Error) => markLost(`port ${opts.path}: ${err.message}`));
   let session: SessionLike;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    session = await BoardSession.open(port, { timeoutMs: opts.requestTimeoutMs, requestTimeoutMs: opts.requestTimeoutMs });
+    // a port whose other end never answers HELLO must not hold the board in 'connecting' forever
+    const handshakeMs = Math.max(5000, opts.requestTimeoutMs * 5);
+    session = await Promise.race([
+      BoardSession.open(port, { timeoutMs: opts.requestTimeoutMs, requestTimeoutMs: opts.requestTimeoutMs }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no HELLO answer on ${opts.path} within ${handshakeMs} ms`)), handshakeMs);
+      }),
+    ]);
   } catch (err) {
     await new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r()));
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
   session.on('disconnect', (reason: unknown) => markLost(typeof reason === 'string' ? reason : `port ${opts.path} disconnected`));
   const bootCbs: (() => void)[] = [];

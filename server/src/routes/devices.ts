@@ -16,6 +16,7 @@ import {
   type TrainParams,
 } from '../operations/training.js';
 import type { Rig } from '../rig.js';
+import type { JobRow } from '../store/store.js';
 import {
   DatasetSlice,
   DeviceParams,
@@ -48,19 +49,20 @@ const mutating = (rig: Rig, role: 'operator' | 'admin' = 'operator') => ({
  * Starts a job holding the board's lease (409 when another holds it).
  * With wait, answers once it ended; otherwise 202 {jobId}.
  */
-export async function startBoardJob<T>(
+/** Submits a job that holds the board's lease until it ends; 409 when another holds it. */
+function submitBoardJob<T>(
   fastify: FastifyInstance,
   board: Board,
   kind: string,
   params: unknown,
   fn: (ctx: JobContext) => Promise<T>,
-  opts: { total?: number; wait?: boolean },
-): Promise<{ status: 200; body: ReturnType<typeof jobView> } | { status: 202; body: { jobId: string; state: string; href: string } }> {
+  total?: number,
+): JobRow {
   const release = board.acquire(`a ${kind} request`);
-  let row;
+  let row: JobRow;
   try {
     row = fastify.jobs.submit(kind, board.id, params, fn, {
-      total: opts.total,
+      total,
       release: () => {
         release();
         // cached figures follow the board after every job
@@ -72,14 +74,24 @@ export async function startBoardJob<T>(
     throw err;
   }
   board.relabel(`job ${row.id}`);
-  if (opts.wait) {
-    const done = await fastify.jobs.wait(row.id);
-    return { status: 200, body: jobView(done!) };
-  }
+  return row;
+}
+
+/** Starts a board job; with wait, answers once it ended, otherwise 202 {jobId}. */
+export async function startBoardJob<T>(
+  fastify: FastifyInstance,
+  board: Board,
+  kind: string,
+  params: unknown,
+  fn: (ctx: JobContext) => Promise<T>,
+  opts: { total?: number; wait?: boolean },
+): Promise<{ status: 200; body: ReturnType<typeof jobView> } | { status: 202; body: { jobId: string; state: string; href: string } }> {
+  const row = submitBoardJob(fastify, board, kind, params, fn, opts.total);
+  if (opts.wait) return { status: 200, body: jobView((await fastify.jobs.wait(row.id))!) };
   return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
 }
 
-/** Runs a short operation as a recorded job and answers with its result, or its error. */
+/** Runs a short operation as a recorded job and answers with its result, or throws its error. */
 async function runBoardOperation<T>(
   fastify: FastifyInstance,
   board: Board,
@@ -87,30 +99,17 @@ async function runBoardOperation<T>(
   params: unknown,
   fn: (ctx: JobContext) => Promise<T>,
 ): Promise<T & { jobId: string }> {
-  const release = board.acquire(`a ${kind} request`);
   let value: T | undefined;
   let failure: unknown;
-  let row;
-  try {
-    row = fastify.jobs.submit(kind, board.id, params, async (ctx) => {
-      try {
-        value = await fn(ctx);
-        return value;
-      } catch (err) {
-        failure = err;
-        throw err;
-      }
-    }, {
-      release: () => {
-        release();
-        if (board.status === 'online') void board.refreshStats().catch(() => undefined);
-      },
-    });
-  } catch (err) {
-    release();
-    throw err;
-  }
-  board.relabel(`job ${row.id}`);
+  const row = submitBoardJob(fastify, board, kind, params, async (ctx) => {
+    try {
+      value = await fn(ctx);
+      return value;
+    } catch (err) {
+      failure = err;
+      throw err;
+    }
+  });
   await fastify.jobs.wait(row.id);
   if (failure !== undefined) throw failure;
   return { ...(value as T), jobId: row.id };
@@ -178,6 +177,21 @@ const SamplesBody = Type.Union([
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   const rig = fastify.rig;
+
+  /** Validates, then starts a job on the board (409 when it is busy). */
+  const boardJob = <P>(
+    deviceId: string,
+    kind: string,
+    params: P,
+    check: (rig: Rig, board: Board, p: P) => { total: number },
+    run: (rig: Rig, board: Board, ctx: JobContext, p: P) => Promise<unknown>,
+    wait: boolean | undefined,
+  ) => {
+    const board = rig.devices.get(deviceId);
+    if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
+    const { total } = check(rig, board, params);
+    return startBoardJob(fastify, board, kind, params, (ctx) => run(rig, board, ctx, params), { total, wait });
+  };
 
   fastify.get(
     '/devices',
@@ -322,14 +336,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const board = rig.devices.get(req.params.id);
       const params = req.body as TrainParams;
-      if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
-      const { total } = checkTrainParams(rig, board, params);
-      const out = await startBoardJob(fastify, board, 'train', params, (ctx) => runTraining(rig, board, ctx, params), {
-        total,
-        wait: req.query.wait,
-      });
+      const out = await boardJob(req.params.id, 'train', params, checkTrainParams, runTraining, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
   );
@@ -348,14 +356,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const board = rig.devices.get(req.params.id);
       const params = (req.body ?? {}) as EvalParams;
-      if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
-      const { total } = checkEvalParams(rig, board, params);
-      const out = await startBoardJob(fastify, board, 'evaluate', params, (ctx) => evaluateSlice(rig, board, ctx, params), {
-        total,
-        wait: req.query.wait,
-      });
+      const out = await boardJob(req.params.id, 'evaluate', params, checkEvalParams, evaluateSlice, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
   );

@@ -78,77 +78,42 @@ export interface DeviceStateRow {
 
 const now = (): string => new Date().toISOString();
 
+/** `WHERE a = ? AND …` from [column clause, value] pairs whose value is set. */
+function where(conds: [string, unknown][]): { sql: string; args: unknown[] } {
+  const set = conds.filter(([, v]) => v !== undefined && v !== null && v !== '');
+  return { sql: set.length ? `WHERE ${set.map(([c]) => c).join(' AND ')}` : '', args: set.map(([, v]) => v) };
+}
+
 export function newId(prefix: string): string {
   // time-ordered, so ids sort by creation
   return `${prefix}_${Date.now().toString(36).padStart(9, '0')}${crypto.randomBytes(5).toString('hex')}`;
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-function jobFromRow(r: any): JobRow {
-  return {
-    id: r.id,
-    kind: r.kind,
-    deviceId: r.device_id,
-    state: r.state,
-    done: r.done,
-    total: r.total,
-    params: JSON.parse(r.params),
-    result: r.result === null ? null : JSON.parse(r.result),
-    error: r.error === null ? null : JSON.parse(r.error),
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-  };
+/** snake_case columns → camelCase fields. */
+function camel(r: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(r)) out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = r[k];
+  return out;
 }
 
-function snapshotFromRow(r: any): SnapshotRow {
-  return {
-    id: r.id,
-    sha256: r.sha256,
-    bytes: r.bytes,
-    deviceId: r.device_id,
-    modelSha256: r.model_sha256,
-    modelName: r.model_name,
-    step: r.step,
-    tags: JSON.parse(r.tags),
-    accuracy: r.accuracy,
-    good: r.good === 1,
-    createdAt: r.created_at,
-  };
+const parse = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(v as string));
+
+function jobFromRow(r: unknown): JobRow {
+  const o = camel(r as Record<string, unknown>);
+  return { ...o, params: parse(o.params), result: parse(o.result), error: parse(o.error) } as JobRow;
 }
 
-function stepFromRow(r: any): StepRow {
-  return {
-    seq: r.seq,
-    deviceId: r.device_id,
-    jobId: r.job_id,
-    stepId: r.step_id,
-    sampleIndex: r.sample_index,
-    lossPpm: r.loss_ppm,
-    counter: r.counter,
-    counterUnit: r.counter_unit,
-    updatedPpm: r.updated_ppm,
-    correct: r.correct === 1,
-    peakRam: r.peak_ram,
-    energyUj: r.energy_uj,
-    energySource: r.energy_source,
-    createdAt: r.created_at,
-  };
+function snapshotFromRow(r: unknown): SnapshotRow {
+  const o = camel(r as Record<string, unknown>);
+  return { ...o, tags: parse(o.tags), good: o.good === 1 } as SnapshotRow;
 }
 
-function modelFromRow(r: any): ModelRow {
-  return {
-    sha256: r.sha256,
-    name: r.name,
-    seed: r.seed,
-    bytes: r.bytes,
-    weightsBytes: r.weights_bytes,
-    inputBytes: r.input_bytes,
-    classes: r.classes,
-    createdAt: r.created_at,
-  };
+function stepFromRow(r: unknown): StepRow {
+  const o = camel(r as Record<string, unknown>);
+  return { ...o, correct: o.correct === 1 } as StepRow;
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
+
+const modelFromRow = (r: unknown): ModelRow => camel(r as Record<string, unknown>) as unknown as ModelRow;
 
 export class Store {
   readonly db: Database.Database;
@@ -232,18 +197,12 @@ export class Store {
   }
 
   listJobs(opts: { deviceId?: string; state?: string; limit?: number } = {}): JobRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (opts.deviceId) {
-      where.push('device_id = ?');
-      args.push(opts.deviceId);
-    }
-    if (opts.state) {
-      where.push('state = ?');
-      args.push(opts.state);
-    }
-    const sql = `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    return this.db.prepare(sql).all(...args, opts.limit ?? 100).map(jobFromRow);
+    const w = where([
+      ['device_id = ?', opts.deviceId],
+      ['state = ?', opts.state],
+    ]);
+    const sql = `SELECT * FROM jobs ${w.sql} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...w.args, opts.limit ?? 100).map(jobFromRow);
   }
 
   // ---- steps
@@ -344,26 +303,14 @@ export class Store {
   }
 
   listSnapshots(opts: { deviceId?: string; modelSha256?: string; good?: boolean; tag?: string; limit?: number } = {}): SnapshotRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (opts.deviceId) {
-      where.push('device_id = ?');
-      args.push(opts.deviceId);
-    }
-    if (opts.modelSha256) {
-      where.push('model_sha256 = ?');
-      args.push(opts.modelSha256);
-    }
-    if (opts.good !== undefined) {
-      where.push('good = ?');
-      args.push(opts.good ? 1 : 0);
-    }
-    if (opts.tag) {
-      where.push(`EXISTS (SELECT 1 FROM json_each(snapshots.tags) WHERE value = ?)`);
-      args.push(opts.tag);
-    }
-    const sql = `SELECT * FROM snapshots ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    return this.db.prepare(sql).all(...args, opts.limit ?? 100).map(snapshotFromRow);
+    const w = where([
+      ['device_id = ?', opts.deviceId],
+      ['model_sha256 = ?', opts.modelSha256],
+      ['good = ?', opts.good === undefined ? undefined : opts.good ? 1 : 0],
+      ['EXISTS (SELECT 1 FROM json_each(snapshots.tags) WHERE value = ?)', opts.tag],
+    ]);
+    const sql = `SELECT * FROM snapshots ${w.sql} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...w.args, opts.limit ?? 100).map(snapshotFromRow);
   }
 
   /** Records an evaluation of weights with this hash on every snapshot holding them. */
