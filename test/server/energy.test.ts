@@ -61,3 +61,34 @@ describe('energy', () => {
     expect(svc.info(entry)).toMatchObject({ source: 'measured', meter: 'test meter' });
   });
 });
+
+describe('serial power logger', () => {
+  it('reads readings from a real PTY and integrates them', async () => {
+    const { spawn } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const { SerialLogMeter } = await import('../../server/src/energy/meter.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-meter-'));
+    const a = path.join(dir, 'logger');
+    const b = path.join(dir, 'daemon');
+    const socat = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !(fs.existsSync(a) && fs.existsSync(b)); i++) await new Promise((r) => setTimeout(r, 20));
+      const meter = new SerialLogMeter({ kind: 'serial-log', path: b, unit: 'mA', volts: 3.0 });
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      const logger = fs.openSync(a, 'w');
+      // the logger's own clock in ms, 4 mA throughout: 12 mW
+      for (let t = 0; t <= 1000; t += 100) fs.writeSync(logger, `${t},4\n`);
+      fs.closeSync(logger);
+      await new Promise((r) => setTimeout(r, 200));
+      // the first line aligns the logger clock with ours (≈ t0); integrate its middle 500 ms
+      const e = meter.energyBetween(t0 + 250, t0 + 750);
+      expect(e).not.toBeNull();
+      expect(e!).toBeCloseTo(12 * 500, 0);
+      await meter.close();
+    } finally {
+      socat.kill();
+    }
+  });
+});
