@@ -263,6 +263,17 @@ static void update_ranges(tr_engine *e)
     }
 }
 
+/* 1 when no parametric layer follows layer i. */
+static int is_classifier(const tr_model_desc *m, uint32_t i)
+{
+    for (uint32_t j = i + 1u; j < m->n_layers; j++) {
+        if (tr_layer_has_params(&m->layers[j])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Backward of one parametric layer; e_in may be NULL (no error needed below). */
 static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params *p,
                                 const tr_opt *opt, float loss_ratio, uint8_t *err, tr_qparam qe,
@@ -292,7 +303,9 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
         tr_relu_mask_error(act + L->act_off, e->qact[i], err, qe, positions * C);
     }
     touch(e, chan, 12u * C);
-    if (trains && p->lambda_min_ppm < 1000000u) {
+    /* The classifier (last parametric layer) always updates densely: with
+     * only its top-k logits pushed, the others never learn to fall. */
+    if (trains && p->lambda_min_ppm < 1000000u && !is_classifier(m, i)) {
         k = tr_sparse_k(C, (float)p->lambda_min_ppm * 1e-6f, (float)p->lambda_max_ppm * 1e-6f,
                         loss_ratio);
     }

@@ -229,7 +229,11 @@ tr_status tr_float_train(tr_float_engine *fe, const uint8_t *sample, uint32_t la
             if (L->act == TR_ACT_RELU) {
                 tr_f_relu_mask(fe->act[i + 1], err, n_out);
             }
-            if (tr && p->lambda_min_ppm < 1000000u) {
+            int classifier = 1;
+            for (uint32_t j = i + 1u; j < m->n_layers; j++) {
+                classifier = classifier && !tr_layer_has_params(&m->layers[j]);
+            }
+            if (tr && p->lambda_min_ppm < 1000000u && !classifier) {
                 k = tr_sparse_k(C, (float)p->lambda_min_ppm * 1e-6f,
                                 (float)p->lambda_max_ppm * 1e-6f, ratio);
             }
