@@ -330,7 +330,11 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
         if (st != TR_OK) {
             return st;
         }
-        tr_error_requant(acc, n_in, unit, e_in, qe_in);
+        if (opt->stochastic) {
+            tr_error_requant_sr(acc, n_in, unit, e_in, qe_in, opt->rng);
+        } else {
+            tr_error_requant(acc, n_in, unit, e_in, qe_in);
+        }
         touch(e, e_in, n_in);
     }
     if (!trains) {

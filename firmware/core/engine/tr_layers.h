@@ -97,6 +97,11 @@ tr_status tr_dwconv2d_backward(const tr_layer *L, const tr_lparams *P, const uin
 void tr_error_requant(const int32_t *acc, uint32_t n, float unit, uint8_t *out,
                       tr_qparam *qout);
 
+/* The same with stochastic rounding (unbiased: small errors survive on
+ * average) drawing one number per non-zero element from the seeded PRNG. */
+void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *out,
+                         tr_qparam *qout, uint32_t *rng);
+
 /* Gradient of output channel c: g[fan_in] = sum_p (e - z_e)(x - z_x) (units
  * s_e * s_x) and gb = sum_p (e - z_e) (units s_e). g is ordered like the
  * channel's weights (dwconv2d: tap order). */

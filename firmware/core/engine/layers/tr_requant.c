@@ -73,6 +73,45 @@ void tr_error_requant(const int32_t *acc, uint32_t n, float unit, uint8_t *out, 
     tr_requant_s32_u8(acc, out, n, mult, shift, qout->z, 0, 255);
 }
 
+/* floor(v / 2^s) for s in 1..62, any sign, without relying on >> of negatives */
+static int64_t floor_shift_s64(int64_t v, int32_t s)
+{
+    if (v >= 0) {
+        return (int64_t)((uint64_t)v >> s);
+    }
+    return -(int64_t)(((uint64_t)(-(v + 1))) >> s) - 1;
+}
+
+void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *out,
+                         tr_qparam *qout, uint32_t *rng)
+{
+    int32_t mn = 0;
+    int32_t mx = 0;
+    int32_t mult, shift, s;
+    tr_minmax_s32(acc, n, &mn, &mx);
+    if (mn == 0 && mx == 0) {
+        mx = 1;
+    }
+    *qout = tr_qparam_from_range((float)mn * unit, (float)mx * unit);
+    tr_quant_multiplier(unit / qout->s, &mult, &shift);
+    s = 31 - shift; /* 1 .. 62 */
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t r;
+        if (acc[i] == 0) {
+            out[i] = (uint8_t)qout->z; /* zero stays exactly zero */
+            continue;
+        }
+        {
+            uint64_t u = tr_rng_next(rng);
+            uint64_t add = (s <= 32) ? (u >> (32 - s)) : (u << (s - 32));
+            r = floor_shift_s64((int64_t)acc[i] * (int64_t)mult + (int64_t)add, s);
+        }
+        r = (r > 255) ? 255 : (r < -255 ? -255 : r);
+        r += qout->z;
+        out[i] = (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
+    }
+}
+
 void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
                         uint32_t n)
 {
