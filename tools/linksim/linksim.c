@@ -283,8 +283,10 @@ static void serialize(dir_t *d, int64_t now)
         d->tokens += (double)(now - d->last_ns) * g_opt.byte_rate / 1e9;
         double cap = g_opt.byte_rate * 2e-3;
         if (cap < 2) cap = 2;
-        /* An idle line cannot bank time: no bursts above the line rate. */
-        if (d->in.len == 0 && d->tokens > cap) d->tokens = cap;
+        /* An idle line cannot bank time: the first byte of a burst starts now
+         * and arrives one byte time later; a stalled line banks at most a slice. */
+        if (d->in.len == 0) d->tokens = 0;
+        else if (d->tokens > cap) d->tokens = cap;
     }
     d->last_ns = now;
     while (d->in.len > 0 && d->seg_len < SEG_MAX && ring_free(&d->wire) > 0) {
