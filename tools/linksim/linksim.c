@@ -281,7 +281,7 @@ static void serialize(dir_t *d, int64_t now)
 {
     if (g_opt.byte_rate > 0) {
         d->tokens += (double)(now - d->last_ns) * g_opt.byte_rate / 1e9;
-        double cap = g_opt.byte_rate * 2e-3;
+        double cap = g_opt.byte_rate * 20e-3;
         if (cap < 2) cap = 2;
         /* An idle line cannot bank time: the first byte of a burst starts now
          * and arrives one byte time later; a stalled line banks at most a slice. */
