@@ -11,7 +11,10 @@
 #include "train/tr_optimizer.h"
 
 #define ENGINE_MAGIC 0x454E5254u  /* "TRNE" */
-#define RANGE_EMA 0.05f           /* activation range EMA weight of a new sample */
+#ifndef TR_RANGE_EMA
+#define TR_RANGE_EMA 0.05f        /* activation range EMA weight of a new sample */
+#endif
+#define RANGE_EMA TR_RANGE_EMA
 
 struct tr_engine {
     uint32_t magic;
@@ -300,7 +303,7 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     tr_status st = TR_OK;
 
     if (L->act == TR_ACT_RELU) {
-        tr_relu_mask_error(act + L->act_off, e->qact[i], err, qe, positions * C);
+        tr_clamp_mask_error(act + L->act_off, e->qact[i], 1, err, qe, positions * C);
     }
     touch(e, chan, 12u * C);
     /* The classifier (last parametric layer) always updates densely: with

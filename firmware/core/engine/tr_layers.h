@@ -75,6 +75,13 @@ tr_status tr_softmax_ce(const tr_layer *L, const uint8_t *logits, tr_qparam ql, 
 void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
                         uint32_t n);
 
+/* Clipped straight-through estimator: zeroes the error where the output was
+ * clamped (by a fused ReLU, or by the top / bottom of the output range) and
+ * descent would push it further out; relu: 1 for a fused ReLU. Without it a
+ * saturated output keeps growing the weights that feed it. */
+void tr_clamp_mask_error(const uint8_t *out, tr_qparam qout, int relu, uint8_t *err,
+                         tr_qparam qerr, uint32_t n);
+
 /* Per-channel error magnitude sum_p |e(p, c) - z_e| into mag[channels]. */
 void tr_error_magnitude(const uint8_t *err, tr_qparam qerr, uint32_t positions,
                         uint32_t channels, uint32_t *mag);

@@ -112,6 +112,19 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
     }
 }
 
+void tr_clamp_mask_error(const uint8_t *out, tr_qparam qout, int relu, uint8_t *err,
+                         tr_qparam qerr, uint32_t n)
+{
+    const uint8_t ze = (uint8_t)qerr.z;
+    const int32_t lo = relu ? qout.z : -1;
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t o = out[i];
+        if (o <= lo || o == 255) {
+            err[i] = ze;
+        }
+    }
+}
+
 void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
                         uint32_t n)
 {
