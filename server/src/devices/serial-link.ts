@@ -9,7 +9,7 @@ interface SessionLike {
   hello: Record<string, unknown>;
   loadModel(blob: Uint8Array): Promise<Record<string, unknown>>;
   writeWeights(blob: Uint8Array): Promise<Record<string, unknown>>;
-  readWeights(): Promise<Uint8Array>;
+  readWeights(): Promise<Uint8Array | { bytes?: Uint8Array; data?: Uint8Array; weights?: Uint8Array }>;
   weightsInfo(): Promise<Record<string, unknown>>;
   sendSamples(index: number, sampleBytes: number, labels: Uint8Array, data: Uint8Array): Promise<unknown>;
   train(req: Record<string, unknown>): Promise<Record<string, unknown>>;
@@ -154,7 +154,13 @@ export async function openSerialLink(opts: OpenLinkOptions): Promise<BoardLink> 
       const r = await session.writeWeights(blob);
       return { sha256: hex(r.sha256 ?? r.weightsSha256), weightsBytes: num(r, 'weightsBytes', 'weights_bytes') };
     },
-    readWeights: () => session.readWeights(),
+    async readWeights() {
+      const r = await session.readWeights();
+      if (r instanceof Uint8Array) return r;
+      const bytes = r.bytes ?? r.data ?? r.weights;
+      if (!(bytes instanceof Uint8Array)) throw new Error('weights read returned no bytes');
+      return bytes;
+    },
     async weightsInfo() {
       const r = await session.weightsInfo();
       return {
