@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ static int64_t g_next_auto_ns;
 static int64_t g_next_reopen_ns;
 static uint64_t g_disconnects;
 static char g_pty_path[256];
+static int g_dev_is_link;
 
 static int64_t now_ns(void)
 {
@@ -506,6 +508,8 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGUSR2);
     sigprocmask(SIG_BLOCK, &block, &orig);
 
+    struct stat dev_st;
+    g_dev_is_link = lstat(g_opt.device_path, &dev_st) == 0 && S_ISLNK(dev_st.st_mode);
     if (open_device() != 0) {
         fprintf(stderr, "linksim: cannot open %s: %s\n", g_opt.device_path, strerror(errno));
         return 1;
@@ -627,8 +631,15 @@ int main(int argc, char **argv)
                     g_d2h.in.head = g_d2h.in.len = 0;
                 }
             } else if (got < 0 || (pfd[i_dev].revents & (POLLHUP | POLLERR))) {
-                fprintf(stderr, "linksim: device %s went away; reopening\n", g_opt.device_path);
-                close_device(now);
+                /* Only a stable link can come back: a bare /dev/pts/N may be
+                 * handed to another program once its owner is gone. */
+                if (g_dev_is_link) {
+                    fprintf(stderr, "linksim: device %s went away; reopening\n", g_opt.device_path);
+                    close_device(now);
+                } else {
+                    fprintf(stderr, "linksim: device %s went away\n", g_opt.device_path);
+                    g_want_exit = 1;
+                }
             }
         }
         if (i_master >= 0 && g_plugged && (pfd[i_master].revents & POLLIN)) {
