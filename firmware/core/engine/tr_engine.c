@@ -306,9 +306,6 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     uint32_t k = C;
     tr_status st = TR_OK;
 
-    if (L->act == TR_ACT_RELU) {
-        tr_clamp_mask_error(act + L->act_off, e->qact[i], 1, err, qe, positions * C);
-    }
     touch(e, chan, 12u * C);
     /* The classifier (last parametric layer) always updates densely: with
      * only its top-k logits pushed, the others never learn to fall. */
@@ -317,9 +314,16 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
                         loss_ratio);
     }
     if (k < C) {
-        tr_error_magnitude(err, qe, positions, C, mag);
+        if (L->act == TR_ACT_RELU) {
+            tr_mask_magnitude(act + L->act_off, e->qact[i], err, qe, positions, C, mag);
+        } else {
+            tr_error_magnitude(err, qe, positions, C, mag);
+        }
         tr_sparse_select(mag, C, k, sel);
     } else {
+        if (L->act == TR_ACT_RELU) {
+            tr_clamp_mask_error(act + L->act_off, e->qact[i], 1, err, qe, positions * C);
+        }
         memset(sel, 1, C);
     }
     if (e_in != NULL) {
@@ -440,7 +444,7 @@ tr_status tr_engine_backward_pass(tr_engine *e, uint32_t label, const uint8_t *l
         } else if (L->kind == TR_LAYER_RELU) {
             st = tr_relu_backward(L, act + L->act_off, e->qact[i], err, qe, e_in, &qin);
         } else if (L->kind == TR_LAYER_MAXPOOL) {
-            st = tr_maxpool_backward(L, x, err, qe, acc, e_in, &qin);
+            st = tr_maxpool_backward(L, x, act + L->act_off, err, qe, acc, e_in, &qin);
         } else if (L->kind == TR_LAYER_AVGPOOL) {
             st = tr_avgpool_backward(L, err, qe, acc, e_in, &qin);
         } else if (L->kind == TR_LAYER_GAP) {

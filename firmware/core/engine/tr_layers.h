@@ -82,6 +82,10 @@ void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qpa
 void tr_clamp_mask_error(const uint8_t *out, tr_qparam qout, int relu, uint8_t *err,
                          tr_qparam qerr, uint32_t n);
 
+/* tr_clamp_mask_error (fused ReLU) and tr_error_magnitude in one pass. */
+void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
+                       uint32_t positions, uint32_t channels, uint32_t *mag);
+
 /* Per-channel error magnitude sum_p |e(p, c) - z_e| into mag[channels]. */
 void tr_error_magnitude(const uint8_t *err, tr_qparam qerr, uint32_t positions,
                         uint32_t channels, uint32_t *mag);
@@ -126,8 +130,10 @@ tr_status tr_dwconv2d_grad(const tr_layer *L, const uint8_t *in, tr_qparam qin,
 tr_status tr_relu_backward(const tr_layer *L, const uint8_t *out, tr_qparam qout,
                            const uint8_t *err, tr_qparam qerr, uint8_t *err_in,
                            tr_qparam *qin_err);
-tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_t *err,
-                              tr_qparam qerr, int32_t *acc, uint8_t *err_in, tr_qparam *qin_err);
+/* maxpool: out is the pooled output of the same forward (finds the argmax). */
+tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_t *out,
+                              const uint8_t *err, tr_qparam qerr, int32_t *acc, uint8_t *err_in,
+                              tr_qparam *qin_err);
 tr_status tr_avgpool_backward(const tr_layer *L, const uint8_t *err, tr_qparam qerr,
                               int32_t *acc, uint8_t *err_in, tr_qparam *qin_err);
 tr_status tr_gap_backward(const tr_layer *L, const uint8_t *err, tr_qparam qerr, uint8_t *err_in,

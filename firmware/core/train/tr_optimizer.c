@@ -44,13 +44,6 @@ static int32_t apply_scaled(const scaled *s, int32_t v)
     return s->neg ? -r : r;
 }
 
-static int32_t round_value(const tr_opt *o, int32_t v)
-{
-    int32_t add = o->stochastic ? (int32_t)(tr_rng_next(o->rng) >> (32 - FRAC)) : ONE / 2;
-    int32_t q = floor_shift(v + add, FRAC);
-    return q > 127 ? 127 : (q < -127 ? -127 : q);
-}
-
 /* Channel gradient mean and standard deviation (real units). */
 static void grad_stats(const int32_t *g, uint32_t n, float g_unit, float *mu, float *sd)
 {
@@ -140,8 +133,25 @@ void tr_opt_update_weights(const tr_opt *o, int8_t *w, uint32_t n, uint32_t stri
             g[j] = apply_scaled(&R, g[j]);
         }
     }
-    for (uint32_t j = 0; j < n; j++) {
-        w[j * stride] = (int8_t)round_value(o, g[j]);
+    {
+        /* 16 random bits per weight, two per PRNG draw */
+        uint32_t bits = 0;
+        uint32_t left = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            int32_t add = ONE / 2;
+            int32_t q;
+            if (o->stochastic) {
+                if (left == 0) {
+                    bits = tr_rng_next(o->rng);
+                    left = 2;
+                }
+                add = (int32_t)(bits & 0xFFFFu);
+                bits >>= 16;
+                left--;
+            }
+            q = floor_shift(g[j] + add, FRAC);
+            w[j * stride] = (int8_t)(q > 127 ? 127 : (q < -127 ? -127 : q));
+        }
     }
 }
 

@@ -269,7 +269,7 @@ static void test_pool_layers(int iter)
     if (L.kind == TR_LAYER_MAXPOOL) {
         tr_maxpool_forward(&L, xq, yq);
         tr_f_maxpool_forward(&L, xf, yf);
-        tr_maxpool_backward(&L, xq, eq, qe, acc, einq, &qein);
+        tr_maxpool_backward(&L, xq, yq, eq, qe, acc, einq, &qein);
         tr_f_maxpool_backward(&L, xf, ef, einf);
     } else if (L.kind == TR_LAYER_AVGPOOL) {
         tr_avgpool_forward(&L, xq, yq);

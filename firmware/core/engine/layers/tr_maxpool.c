@@ -8,21 +8,23 @@ uint32_t tr_maxpool_get_buffer_size(const tr_layer *L)
     return (L->stride < L->kh) ? 4u * L->in.h * L->in.w * L->in.c : 0u;
 }
 
-/* Input index of the first maximum of window (oy, ox) in channel c. */
+/* Input index of the first maximum of window (oy, ox) in channel c: the
+ * first element equal to the pooled output m (which the forward kept). */
 static uint32_t window_argmax(const tr_layer *L, const uint8_t *in, uint32_t oy, uint32_t ox,
-                              uint32_t c)
+                              uint32_t c, uint8_t m)
 {
     const uint32_t C = L->in.c;
-    uint32_t best = ((oy * L->stride) * L->in.w + ox * L->stride) * C + c;
+    const uint32_t row = L->in.w * C;
+    const uint32_t base = ((oy * L->stride) * L->in.w + ox * L->stride) * C + c;
     for (uint32_t ky = 0; ky < L->kh; ky++) {
+        const uint8_t *p = in + base + ky * row;
         for (uint32_t kx = 0; kx < L->kw; kx++) {
-            uint32_t idx = ((oy * L->stride + ky) * L->in.w + ox * L->stride + kx) * C + c;
-            if (in[idx] > in[best]) {
-                best = idx;
+            if (p[kx * C] == m) {
+                return base + ky * row + kx * C;
             }
         }
     }
-    return best;
+    return base; /* not reached when m is the window's maximum */
 }
 
 tr_status tr_maxpool_forward(const tr_layer *L, const uint8_t *in, uint8_t *out)
@@ -48,8 +50,9 @@ tr_status tr_maxpool_forward(const tr_layer *L, const uint8_t *in, uint8_t *out)
     return TR_OK;
 }
 
-tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_t *err,
-                              tr_qparam qerr, int32_t *acc, uint8_t *err_in, tr_qparam *qin_err)
+tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_t *out,
+                              const uint8_t *err, tr_qparam qerr, int32_t *acc, uint8_t *err_in,
+                              tr_qparam *qin_err)
 {
     const uint32_t C = L->in.c;
     const uint32_t n_in = L->in.h * L->in.w * C;
@@ -62,12 +65,13 @@ tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_
     for (uint32_t oy = 0; oy < L->out.h; oy++) {
         for (uint32_t ox = 0; ox < L->out.w; ox++) {
             const uint8_t *e = err + (oy * L->out.w + ox) * C;
+            const uint8_t *m = out + (oy * L->out.w + ox) * C;
             for (uint32_t c = 0; c < C; c++) {
                 uint32_t idx;
                 if ((int32_t)e[c] == qerr.z) {
                     continue;
                 }
-                idx = window_argmax(L, in, oy, ox, c);
+                idx = window_argmax(L, in, oy, ox, c, m[c]);
                 if (overlap) {
                     acc[idx] += (int32_t)e[c] - qerr.z;
                 } else {

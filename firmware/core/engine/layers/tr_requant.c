@@ -95,20 +95,54 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
     *qout = tr_qparam_from_range((float)mn * unit, (float)mx * unit);
     tr_quant_multiplier(unit / qout->s, &mult, &shift);
     s = 31 - shift; /* 1 .. 62 */
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t r;
-        if (acc[i] == 0) {
-            out[i] = (uint8_t)qout->z; /* zero stays exactly zero */
-            continue;
-        }
-        {
-            uint64_t u = tr_rng_next(rng);
-            uint64_t add = (s <= 32) ? (u >> (32 - s)) : (u << (s - 32));
+    {
+        /* 8 random bits per element (4 per PRNG draw): rounding resolution
+         * of 1/256 of a step is plenty and the PRNG cost drops 4x */
+        uint32_t bits = 0;
+        uint32_t left = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t r;
+            uint64_t u, add;
+            if (acc[i] == 0) {
+                out[i] = (uint8_t)qout->z; /* zero stays exactly zero */
+                continue;
+            }
+            if (left == 0) {
+                bits = tr_rng_next(rng);
+                left = 4;
+            }
+            u = bits & 0xFFu;
+            bits >>= 8;
+            left--;
+            add = (s >= 8) ? (u << (s - 8)) : (u >> (8 - s));
             r = floor_shift_s64((int64_t)acc[i] * (int64_t)mult + (int64_t)add, s);
+            r = (r > 255) ? 255 : (r < -255 ? -255 : r);
+            r += qout->z;
+            out[i] = (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
         }
-        r = (r > 255) ? 255 : (r < -255 ? -255 : r);
-        r += qout->z;
-        out[i] = (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
+    }
+}
+
+void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
+                       uint32_t positions, uint32_t channels, uint32_t *mag)
+{
+    const uint8_t ze = (uint8_t)qerr.z;
+    const int32_t lo = qout.z;
+    for (uint32_t c = 0; c < channels; c++) {
+        mag[c] = 0;
+    }
+    for (uint32_t p = 0; p < positions; p++) {
+        const uint8_t *o = out + p * channels;
+        uint8_t *e = err + p * channels;
+        for (uint32_t c = 0; c < channels; c++) {
+            int32_t d;
+            if ((int32_t)o[c] <= lo || o[c] == 255u) {
+                e[c] = ze;
+                continue;
+            }
+            d = (int32_t)e[c] - qerr.z;
+            mag[c] += (uint32_t)(d < 0 ? -d : d);
+        }
     }
 }
 
