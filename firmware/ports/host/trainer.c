@@ -30,6 +30,7 @@ static void usage(void)
             "  tinyrig-train zoo [--json]\n"
             "  tinyrig-train build --model NAME --seed S [--input HxWxC] [--classes K] --out FILE\n"
             "  tinyrig-train train --model NAME --seed S --epochs E [options]\n"
+            "  tinyrig-train memory --model NAME [--input HxWxC] [--classes K] [--json]\n"
             "options of train:\n"
             "  --in FILE            start from this model blob instead of a fresh zoo model\n"
             "  --out FILE           write the trained model blob (int8 only)\n"
@@ -606,6 +607,68 @@ static int cmd_train(const opts *o)
     return 0;
 }
 
+/* Arena bytes planned and measured: one inference in a fresh engine, then
+ * one training step (peaks count from the start of the arena: engine state,
+ * weights, optimizer state, activations, error and scratch buffers). */
+static int cmd_memory(const opts *o)
+{
+    tr_model_desc m;
+    tr_model_info info;
+    tr_shape in;
+    uint32_t classes;
+    size_t len = 0, infer_peak, train_peak;
+    uint8_t *blob, *arena, *sample;
+    tr_engine *e = NULL;
+    tr_train_params p;
+    tr_step_result r;
+    tr_status st;
+    shape_defaults(o, &in, &classes);
+    blob = build_blob(o->model, in, classes, o->seed, &len, &m);
+    if (blob == NULL) {
+        return 1;
+    }
+    arena = malloc(m.train_bytes);
+    sample = calloc(1, (size_t)in.h * in.w * in.c);
+    st = (arena != NULL && sample != NULL) ? tr_engine_load(&e, blob, len, arena, m.train_bytes, &info)
+                                           : TR_ERR_NOMEM;
+    if (st == TR_OK) {
+        for (size_t i = 0; i < (size_t)in.h * in.w * in.c; i++) {
+            sample[i] = (uint8_t)(i * 37u);
+        }
+        st = tr_engine_infer(e, sample, 0, &r, NULL);
+    }
+    infer_peak = st == TR_OK ? tr_engine_arena_peak(e) : 0u;
+    memset(&p, 0, sizeof p);
+    p.lr_ppm = 10000;
+    p.lambda_min_ppm = 1000000;
+    p.lambda_max_ppm = 1000000;
+    p.options = TR_TRAIN_QAS | TR_TRAIN_STOCHASTIC;
+    if (st == TR_OK) {
+        st = tr_engine_train(e, sample, 0, &p, &r);
+    }
+    train_peak = st == TR_OK ? tr_engine_arena_peak(e) : 0u;
+    free(sample);
+    free(arena);
+    free(blob);
+    if (st != TR_OK) {
+        fprintf(stderr, "memory %s: %s\n", o->model, status_name(st));
+        return 1;
+    }
+    if (o->json) {
+        printf("{\"model\":\"%s\",\"input\":[%u,%u,%u],\"classes\":%u,\"weights_bytes\":%u,"
+               "\"infer_planned_bytes\":%u,\"train_planned_bytes\":%u,\"infer_peak_bytes\":%zu,"
+               "\"train_peak_bytes\":%zu}\n",
+               o->model, (unsigned)in.h, (unsigned)in.w, (unsigned)in.c, (unsigned)classes,
+               (unsigned)info.weights_bytes, (unsigned)info.infer_bytes, (unsigned)info.train_bytes,
+               infer_peak, train_peak);
+    } else {
+        printf("%s: weights %u B, inference %zu B (planned %u), training %zu B (planned %u)\n",
+               o->model, (unsigned)info.weights_bytes, infer_peak, (unsigned)info.infer_bytes,
+               train_peak, (unsigned)info.train_bytes);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -625,6 +688,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "train") == 0) {
         return cmd_train(&o);
+    }
+    if (strcmp(argv[1], "memory") == 0) {
+        return cmd_memory(&o);
     }
     usage();
     return 2;
