@@ -8,25 +8,6 @@ uint32_t tr_maxpool_get_buffer_size(const tr_layer *L)
     return (L->stride < L->kh) ? 4u * L->in.h * L->in.w * L->in.c : 0u;
 }
 
-/* Input index of the first maximum of window (oy, ox) in channel c: the
- * first element equal to the pooled output m (which the forward kept). */
-static uint32_t window_argmax(const tr_layer *L, const uint8_t *in, uint32_t oy, uint32_t ox,
-                              uint32_t c, uint8_t m)
-{
-    const uint32_t C = L->in.c;
-    const uint32_t row = L->in.w * C;
-    const uint32_t base = ((oy * L->stride) * L->in.w + ox * L->stride) * C + c;
-    for (uint32_t ky = 0; ky < L->kh; ky++) {
-        const uint8_t *p = in + base + ky * row;
-        for (uint32_t kx = 0; kx < L->kw; kx++) {
-            if (p[kx * C] == m) {
-                return base + ky * row + kx * C;
-            }
-        }
-    }
-    return base; /* not reached when m is the window's maximum */
-}
-
 tr_status tr_maxpool_forward(const tr_layer *L, const uint8_t *in, uint8_t *out)
 {
     const uint32_t C = L->in.c;
@@ -54,26 +35,44 @@ tr_status tr_maxpool_backward(const tr_layer *L, const uint8_t *in, const uint8_
                               const uint8_t *err, tr_qparam qerr, int32_t *acc, uint8_t *err_in,
                               tr_qparam *qin_err)
 {
+    /* shape in locals: stores through uint8_t pointers may alias *L */
     const uint32_t C = L->in.c;
     const uint32_t n_in = L->in.h * L->in.w * C;
-    const int overlap = L->stride < L->kh;
+    const uint32_t row = L->in.w * C;
+    const uint32_t kh = L->kh, kw = L->kw, stride = L->stride;
+    const uint32_t oh = L->out.h, ow = L->out.w;
+    const int32_t z = qerr.z;
+    const int overlap = stride < kh;
     if (overlap) {
         memset(acc, 0, 4u * n_in);
     } else {
-        memset(err_in, qerr.z, n_in);
+        memset(err_in, z, n_in);
     }
-    for (uint32_t oy = 0; oy < L->out.h; oy++) {
-        for (uint32_t ox = 0; ox < L->out.w; ox++) {
-            const uint8_t *e = err + (oy * L->out.w + ox) * C;
-            const uint8_t *m = out + (oy * L->out.w + ox) * C;
+    for (uint32_t oy = 0; oy < oh; oy++) {
+        for (uint32_t ox = 0; ox < ow; ox++) {
+            const uint8_t *e = err + (oy * ow + ox) * C;
+            const uint8_t *m = out + (oy * ow + ox) * C;
+            const uint32_t base = (oy * stride) * row + ox * stride * C;
             for (uint32_t c = 0; c < C; c++) {
-                uint32_t idx;
-                if ((int32_t)e[c] == qerr.z) {
+                /* the error goes to the first element equal to the pooled
+                 * output (kept by the forward): the window's first maximum */
+                uint32_t idx = base + c;
+                int found = 0;
+                if ((int32_t)e[c] == z) {
                     continue;
                 }
-                idx = window_argmax(L, in, oy, ox, c, m[c]);
+                for (uint32_t ky = 0; ky < kh && !found; ky++) {
+                    for (uint32_t kx = 0; kx < kw; kx++) {
+                        uint32_t k = base + ky * row + kx * C + c;
+                        if (in[k] == m[c]) {
+                            idx = k;
+                            found = 1;
+                            break;
+                        }
+                    }
+                }
                 if (overlap) {
-                    acc[idx] += (int32_t)e[c] - qerr.z;
+                    acc[idx] += (int32_t)e[c] - z;
                 } else {
                     err_in[idx] = e[c];
                 }

@@ -96,6 +96,7 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
     tr_quant_multiplier(unit / qout->s, &mult, &shift);
     s = 31 - shift; /* 1 .. 62 */
     {
+        const int32_t z = qout->z; /* stores to out may alias *qout */
         /* 8 random bits per element (4 per PRNG draw): rounding resolution
          * of 1/256 of a step is plenty and the PRNG cost drops 4x */
         uint32_t bits = 0;
@@ -104,7 +105,7 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
             int64_t r;
             uint64_t u, add;
             if (acc[i] == 0) {
-                out[i] = (uint8_t)qout->z; /* zero stays exactly zero */
+                out[i] = (uint8_t)z; /* zero stays exactly zero */
                 continue;
             }
             if (left == 0) {
@@ -117,7 +118,7 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
             add = (s >= 8) ? (u << (s - 8)) : (u >> (8 - s));
             r = floor_shift_s64((int64_t)acc[i] * (int64_t)mult + (int64_t)add, s);
             r = (r > 255) ? 255 : (r < -255 ? -255 : r);
-            r += qout->z;
+            r += z;
             out[i] = (uint8_t)(r < 0 ? 0 : (r > 255 ? 255 : r));
         }
     }
@@ -135,12 +136,14 @@ void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qpar
         const uint8_t *o = out + p * channels;
         uint8_t *e = err + p * channels;
         for (uint32_t c = 0; c < channels; c++) {
-            int32_t d;
+            int32_t d = (int32_t)e[c] - qerr.z;
+            if (d == 0) {
+                continue; /* most elements below a max-pool */
+            }
             if ((int32_t)o[c] <= lo || o[c] == 255u) {
                 e[c] = ze;
                 continue;
             }
-            d = (int32_t)e[c] - qerr.z;
             mag[c] += (uint32_t)(d < 0 ? -d : d);
         }
     }
