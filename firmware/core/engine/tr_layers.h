@@ -142,6 +142,13 @@ tr_status tr_gap_backward(const tr_layer *L, const uint8_t *err, tr_qparam qerr,
 /* Shared forward helpers (engine/layers/tr_requant.c). */
 void tr_layer_prep_requant(const tr_layer *L, const tr_lparams *P, tr_qparam qin, tr_qparam qout,
                            int32_t *bias_acc, int32_t *mult, int32_t *shift);
+/* Forward scratch (TR_CHAN_SCRATCH_WORDS per channel): acc | bias | mult |
+ * shift | min | max. tr_layer_begin fills bias..max; tr_layer_store
+ * requantizes one output pixel's acc[C] into o (clamped to lo..255) and
+ * tracks each channel's accumulator range. */
+void tr_layer_begin(const tr_layer *L, const tr_lparams *P, tr_qparam qin, tr_qparam qout,
+                    int32_t *scratch);
+void tr_layer_store(int32_t *scratch, uint32_t C, int32_t zp, int32_t lo, uint8_t *o);
 void tr_layer_obs_finish(const tr_layer *L, const tr_lparams *P, tr_qparam qin,
                          const int32_t *mn, const int32_t *mx, tr_obs *obs);
 /* Channel ratios r_c = round(2^15 s_w[c] / max s_w) into ratio; returns max s_w. */

@@ -14,25 +14,16 @@ tr_status tr_dense_forward(const tr_layer *L, const tr_lparams *P, const uint8_t
                            tr_obs *obs)
 {
     const uint32_t C = L->channels;
-    int32_t *bias = scratch + C;
-    int32_t *mult = scratch + 2u * C;
-    int32_t *shift = scratch + 3u * C;
-    int32_t *mn = scratch + 4u * C;
-    int32_t *mx = scratch + 5u * C;
+    const int32_t *bias = scratch + C;
     const int32_t lo = (L->act == TR_ACT_RELU) ? qout.z : 0;
 
-    tr_layer_prep_requant(L, P, qin, qout, bias, mult, shift);
+    tr_layer_begin(L, P, qin, qout, scratch);
     for (uint32_t c = 0; c < C; c++) {
-        int32_t a = bias[c] + tr_dot_s8u8(P->w + c * L->fan_in, in, L->fan_in, qin.z);
-        int32_t r = tr_mulshift_s32(a, mult[c], shift[c]);
-        mn[c] = a;
-        mx[c] = a;
-        r = (r > 255) ? 255 : (r < -255 ? -255 : r);
-        r += qout.z;
-        out[c] = (uint8_t)(r < lo ? lo : (r > 255 ? 255 : r));
+        scratch[c] = bias[c] + tr_dot_s8u8(P->w + c * L->fan_in, in, L->fan_in, qin.z);
     }
+    tr_layer_store(scratch, C, qout.z, lo, out);
     if (obs != NULL) {
-        tr_layer_obs_finish(L, P, qin, mn, mx, obs);
+        tr_layer_obs_finish(L, P, qin, scratch + 4u * C, scratch + 5u * C, obs);
     }
     return TR_OK;
 }

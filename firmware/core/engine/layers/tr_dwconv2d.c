@@ -16,17 +16,11 @@ tr_status tr_dwconv2d_forward(const tr_layer *L, const tr_lparams *P, const uint
     const uint32_t C = L->channels;
     int32_t *acc = scratch;
     int32_t *bias = scratch + C;
-    int32_t *mult = scratch + 2u * C;
-    int32_t *shift = scratch + 3u * C;
-    int32_t *mn = scratch + 4u * C;
-    int32_t *mx = scratch + 5u * C;
+    const int32_t *mn = scratch + 4u * C;
+    const int32_t *mx = scratch + 5u * C;
     const int32_t lo = (L->act == TR_ACT_RELU) ? qout.z : 0;
 
-    tr_layer_prep_requant(L, P, qin, qout, bias, mult, shift);
-    for (uint32_t c = 0; c < C; c++) {
-        mn[c] = INT32_MAX;
-        mx[c] = INT32_MIN;
-    }
+    tr_layer_begin(L, P, qin, qout, scratch);
     for (uint32_t oy = 0; oy < L->out.h; oy++) {
         for (uint32_t ox = 0; ox < L->out.w; ox++) {
             uint8_t *o = out + (oy * L->out.w + ox) * C;
@@ -45,20 +39,7 @@ tr_status tr_dwconv2d_forward(const tr_layer *L, const tr_lparams *P, const uint
                                 in + ((uint32_t)iy * L->in.w + (uint32_t)ix) * C, C, qin.z);
                 }
             }
-            for (uint32_t c = 0; c < C; c++) {
-                int32_t a = acc[c];
-                int32_t r;
-                if (a < mn[c]) {
-                    mn[c] = a;
-                }
-                if (a > mx[c]) {
-                    mx[c] = a;
-                }
-                r = tr_mulshift_s32(a, mult[c], shift[c]);
-                r = (r > 255) ? 255 : (r < -255 ? -255 : r);
-                r += qout.z;
-                o[c] = (uint8_t)(r < lo ? lo : (r > 255 ? 255 : r));
-            }
+            tr_layer_store(scratch, C, qout.z, lo, o);
         }
     }
     if (obs != NULL) {

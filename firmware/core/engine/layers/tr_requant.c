@@ -25,6 +25,40 @@ void tr_layer_prep_requant(const tr_layer *L, const tr_lparams *P, tr_qparam qin
     }
 }
 
+void tr_layer_begin(const tr_layer *L, const tr_lparams *P, tr_qparam qin, tr_qparam qout,
+                    int32_t *scratch)
+{
+    const uint32_t C = L->channels;
+    tr_layer_prep_requant(L, P, qin, qout, scratch + C, scratch + 2u * C, scratch + 3u * C);
+    for (uint32_t c = 0; c < C; c++) {
+        scratch[4u * C + c] = INT32_MAX;
+        scratch[5u * C + c] = INT32_MIN;
+    }
+}
+
+void tr_layer_store(int32_t *scratch, uint32_t C, int32_t zp, int32_t lo, uint8_t *o)
+{
+    const int32_t *acc = scratch;
+    const int32_t *mult = scratch + 2u * C;
+    const int32_t *shift = scratch + 3u * C;
+    int32_t *mn = scratch + 4u * C;
+    int32_t *mx = scratch + 5u * C;
+    for (uint32_t c = 0; c < C; c++) {
+        int32_t a = acc[c];
+        int32_t r;
+        if (a < mn[c]) {
+            mn[c] = a;
+        }
+        if (a > mx[c]) {
+            mx[c] = a;
+        }
+        r = tr_mulshift_s32(a, mult[c], shift[c]);
+        r = (r > 255) ? 255 : (r < -255 ? -255 : r);
+        r += zp;
+        o[c] = (uint8_t)(r < lo ? lo : (r > 255 ? 255 : r));
+    }
+}
+
 void tr_layer_obs_finish(const tr_layer *L, const tr_lparams *P, tr_qparam qin,
                          const int32_t *mn, const int32_t *mx, tr_obs *obs)
 {
