@@ -1,0 +1,268 @@
+// bench:daemon — the daemon as a real process over 32 host twin boards, every
+// board training: latency of GET /v1/devices and of job submission (p50/p99,
+// from a load generator in this process), the daemon's CPU % and RSS (from
+// /proc), and fleet rollback time for 32 boards against one board.
+// Writes bench/results/daemon.json and prints a table. Measures; never fails on time.
+//   npm run bench:daemon                  (BENCH_BOARDS=32 BENCH_SECONDS=30 BENCH_CONCURRENCY=4)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../server/src/config.js';
+import { startDaemon, type DaemonProcess } from '../test/server/daemon-process.js';
+import { startTwins, stopTwins, twinBuilt, TWIN_BIN, type Twin } from '../test/server/twins.js';
+
+const BOARDS = Number(process.env.BENCH_BOARDS ?? 32);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
+const TRAIN_COUNT = Number(process.env.BENCH_TRAIN_COUNT ?? 32);
+const FLEET_REPEATS = Number(process.env.BENCH_FLEET_REPEATS ?? 3);
+const RESULT = path.join(repoRoot, 'bench', 'results', 'daemon.json');
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let daemon: DaemonProcess | null = null;
+let twins: Twin[] = [];
+let token = '';
+
+async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: Json; ms: number }> {
+  const t0 = performance.now();
+  const r = await fetch(daemon!.url + route, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  const ms = performance.now() - t0;
+  return { status: r.status, body: text ? (JSON.parse(text) as Json) : {}, ms };
+}
+
+async function ok(method: string, route: string, body?: unknown): Promise<Json> {
+  const r = await api(method, route, body);
+  if (r.status >= 300) throw new Error(`${method} ${route} → ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** Resolves when the job's event stream ends (the job ended); returns the job. */
+async function jobEnd(jobId: string): Promise<Json> {
+  const r = await fetch(`${daemon!.url}/v1/jobs/${jobId}/events`, { headers: { accept: 'text/event-stream' } });
+  const reader = r.body!.getReader();
+  while (!(await reader.read()).done) {
+    // drain until the daemon closes the stream at the job's end
+  }
+  return ok('GET', `/v1/jobs/${jobId}`);
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+const round = (x: number, d = 2) => Number(x.toFixed(d));
+
+/** utime + stime of a process in clock ticks, and its resident set in MiB. */
+function procSample(pid: number): { ticks: number; rssMb: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { ticks, rssMb: rssKb / 1024 };
+}
+const CLK_TCK = 100; // Linux USER_HZ
+
+async function fleetRollback(devices: string[], to: string, canary: number): Promise<{ wallMs: number; jobMs: number; verified: number; state: string }> {
+  const t0 = performance.now();
+  const r = await api('POST', '/v1/fleet/rollback?wait=true', { selector: { devices }, to, canary, maxFailures: 0 });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 200) throw new Error(`fleet rollback → ${r.status} ${JSON.stringify(r.body)}`);
+  const res = r.body.result as Json;
+  return { wallMs, jobMs: res?.ms ?? wallMs, verified: (res?.devices ?? []).filter((d: Json) => d.verified).length, state: r.body.state };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  if (!twinBuilt()) throw new Error(`host twin not built (${TWIN_BIN}): make -C firmware`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-bench-daemon-'));
+  const varDir = path.join(dir, 'var');
+  console.error(`starting ${BOARDS} host twins`);
+  twins = await startTwins(dir, BOARDS);
+  const ids = twins.map((_, i) => `twin-${i}`);
+  const devicesFile = path.join(dir, 'devices.json');
+  fs.writeFileSync(devicesFile, JSON.stringify({ devices: twins.map((t, i) => ({ id: ids[i], path: t.link, board: 'host-twin', emulated: true, tags: ['bench'] })) }));
+  daemon = await startDaemon({
+    TINYRIG_VAR: varDir,
+    TINYRIG_DEVICES: devicesFile,
+    TINYRIG_RATE_LIMIT: '100000000',
+    LOG_LEVEL: 'warn',
+  });
+  token = fs.readFileSync(path.join(varDir, 'admin.token'), 'utf8').trim();
+  const pid = daemon.child.pid!;
+
+  const t0 = Date.now();
+  for (;;) {
+    const { devices } = await ok('GET', '/v1/devices');
+    if (devices.filter((d: Json) => d.state === 'online').length === BOARDS) break;
+    if (Date.now() - t0 > 60_000) throw new Error('boards did not come online within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  console.error(`daemon pid ${pid} at ${daemon.url}, ${BOARDS} boards online; deploying cnn`);
+  await Promise.all(ids.map((id) => ok('POST', `/v1/devices/${id}/model`, { model: 'cnn', seed: 1 })));
+  const fresh = await ok('POST', `/v1/devices/${ids[0]}/snapshots`, { tags: ['bench', 'fresh'] });
+
+  // Every board trains continuously; each (re)submission is a job-submission sample.
+  const submitMs: number[] = [];
+  let stopTraining = false;
+  let trainJobs = 0;
+  let trainSteps = 0;
+  let submitErrors = 0;
+  let offsetCounter = 0;
+  const keepers = ids.map(async (id) => {
+    while (!stopTraining) {
+      const offset = (offsetCounter++ * TRAIN_COUNT) % 50_000;
+      const r = await api('POST', `/v1/devices/${id}/train`, { dataset: 'fashion-mnist', split: 'train', offset, count: TRAIN_COUNT, lr: 0.01, sparse: { lambdaMin: 0.1, lambdaMax: 1 } });
+      if (r.status !== 202) {
+        submitErrors++;
+        await new Promise((res) => setTimeout(res, 100));
+        continue;
+      }
+      submitMs.push(r.ms);
+      const job = await jobEnd(r.body.jobId);
+      trainJobs++;
+      if (job.state === 'succeeded') trainSteps += job.result?.steps ?? 0;
+    }
+  });
+
+  // Let training reach steady state before measuring.
+  await new Promise((r) => setTimeout(r, 3000));
+  submitMs.length = 0;
+  const stepsAtStart = trainSteps;
+
+  const devicesMs: number[] = [];
+  let rssMax = 0;
+  const cpu0 = procSample(pid);
+  const wall0 = performance.now();
+  const sampler = setInterval(() => {
+    rssMax = Math.max(rssMax, procSample(pid).rssMb);
+  }, 250);
+  const end = Date.now() + SECONDS * 1000;
+  console.error(`measuring for ${SECONDS} s: GET /v1/devices with ${CONCURRENCY} concurrent clients, ${BOARDS} boards training`);
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < end) {
+        const r = await api('GET', '/v1/devices');
+        if (r.status === 200) devicesMs.push(r.ms);
+      }
+    }),
+  );
+  const cpu1 = procSample(pid);
+  const wallS = (performance.now() - wall0) / 1000;
+  clearInterval(sampler);
+  rssMax = Math.max(rssMax, cpu1.rssMb);
+  const cpuPercent = ((cpu1.ticks - cpu0.ticks) / CLK_TCK / wallS) * 100;
+  const stepsPerS = (trainSteps - stepsAtStart) / wallS;
+  const submits = [...submitMs];
+
+  console.error('stopping training');
+  stopTraining = true;
+  await Promise.all(keepers);
+
+  // Fleet rollback: alternate between two weight sets so every rollback writes.
+  const trained = await ok('POST', `/v1/devices/${ids[0]}/snapshots`, { tags: ['bench', 'trained'] });
+  const targets = [fresh.id as string, trained.id as string];
+  const one: number[] = [];
+  const all: number[] = [];
+  const allCanary: number[] = [];
+  let verifiedAll = 0;
+  console.error(`fleet rollback: 1 board vs ${BOARDS}, ${FLEET_REPEATS} times each`);
+  for (let i = 0; i < FLEET_REPEATS; i++) {
+    for (const [k, to] of targets.entries()) {
+      // every board leaves the other weight set first, so the timed rollbacks all write
+      const prep = targets[1 - k];
+      await fleetRollback(ids, prep, 0);
+      const a = await fleetRollback([ids[0]], to, 0);
+      if (a.state !== 'succeeded') throw new Error('single-board rollback failed');
+      one.push(a.wallMs);
+      await fleetRollback([ids[0]], prep, 0);
+      const b = await fleetRollback(ids, to, 0);
+      if (b.state !== 'succeeded') throw new Error(`fleet rollback failed: ${JSON.stringify(b)}`);
+      all.push(b.wallMs);
+      verifiedAll = b.verified;
+      await fleetRollback(ids, prep, 0);
+      const c = await fleetRollback(ids, to, 1);
+      allCanary.push(c.wallMs);
+    }
+  }
+
+  devicesMs.sort((a, b) => a - b);
+  submits.sort((a, b) => a - b);
+  const result = {
+    boards: BOARDS,
+    p50_ms: round(quantile(devicesMs, 0.5)),
+    p99_ms: round(quantile(devicesMs, 0.99)),
+    submit_p50_ms: round(quantile(submits, 0.5)),
+    submit_p99_ms: round(quantile(submits, 0.99)),
+    cpu_percent: round(cpuPercent, 1),
+    rss_mb: round(rssMax, 1),
+    fleet_rollback_ratio: round(median(all) / median(one)),
+    fleet_rollback_canary1_ratio: round(median(allCanary) / median(one)),
+    fleet_rollback_one_ms: round(median(one), 1),
+    fleet_rollback_all_ms: round(median(all), 1),
+    fleet_rollback_all_canary1_ms: round(median(allCanary), 1),
+    fleet_rollback_verified: verifiedAll,
+    devices_requests: devicesMs.length,
+    devices_rps: round(devicesMs.length / wallS, 1),
+    submissions: submits.length,
+    submit_errors: submitErrors,
+    train_jobs: trainJobs,
+    train_steps_per_s: round(stepsPerS, 1),
+    measure_s: round(wallS, 1),
+    concurrency: CONCURRENCY,
+    train_count_per_job: TRAIN_COUNT,
+    host: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', node: process.version },
+    targets: { p99_ms: 50, fleet_rollback_ratio: 3 },
+    notes:
+      'Daemon and all twins share the host CPUs; cpu_percent is of one core. submit = POST /v1/devices/:id/train → 202 on an idle board while the others train. ' +
+      'fleet_rollback_ratio: wall time of POST /v1/fleet/rollback?wait=true (canary 0) over 32 boards / over 1 board, median of repeats; canary1 variant rolls one board first.',
+    measuredAt: new Date().toISOString(),
+  };
+  fs.mkdirSync(path.dirname(RESULT), { recursive: true });
+  fs.writeFileSync(RESULT, JSON.stringify(result, null, 2) + '\n');
+
+  const rows: [string, string, string][] = [
+    ['boards (all training)', String(result.boards), ''],
+    ['GET /v1/devices p50', `${result.p50_ms} ms`, ''],
+    ['GET /v1/devices p99', `${result.p99_ms} ms`, `target < 50 ms: ${result.p99_ms < 50 ? 'met' : 'missed'}`],
+    ['GET /v1/devices rate', `${result.devices_rps} req/s`, `${CONCURRENCY} clients, ${result.devices_requests} requests`],
+    ['job submission p50', `${result.submit_p50_ms} ms`, `${result.submissions} submissions`],
+    ['job submission p99', `${result.submit_p99_ms} ms`, `target < 50 ms: ${result.submit_p99_ms < 50 ? 'met' : 'missed'}`],
+    ['daemon CPU', `${result.cpu_percent} %`, 'of one core'],
+    ['daemon RSS (max)', `${result.rss_mb} MiB`, ''],
+    ['training throughput', `${result.train_steps_per_s} steps/s`, 'all boards together'],
+    ['fleet rollback 1 board', `${result.fleet_rollback_one_ms} ms`, ''],
+    [`fleet rollback ${BOARDS} boards`, `${result.fleet_rollback_all_ms} ms`, `${result.fleet_rollback_verified}/${BOARDS} verified`],
+    ['fleet rollback ratio', `${result.fleet_rollback_ratio}x`, `target < 3: ${result.fleet_rollback_ratio < 3 ? 'met' : 'missed'}`],
+    [`  with 1 canary`, `${result.fleet_rollback_canary1_ratio}x`, `${result.fleet_rollback_all_canary1_ms} ms`],
+  ];
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  console.log(JSON.stringify(result));
+  console.log(['metric'.padEnd(w0), 'value'.padEnd(w1), 'note'].join('  '));
+  for (const r of rows) console.log([r[0].padEnd(w0), r[1].padEnd(w1), r[2]].join('  ').trimEnd());
+}
+
+async function cleanup(): Promise<void> {
+  await daemon?.stop().catch(() => {});
+  await stopTwins(twins).catch(() => {});
+}
+
+main()
+  .then(cleanup)
+  .catch(async (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    if (daemon) console.error(daemon.output().split('\n').slice(-20).join('\n'));
+    await cleanup();
+    process.exitCode = 1;
+  });
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().then(() => process.exit(130)));
