@@ -1,23 +1,14 @@
 // Follows a job over GET /v1/jobs/:id/events: a progress bar on stderr (or one
 // JSON line per event with --json), resuming with Last-Event-ID if the stream
 // drops before the job ends. Returns the finished job.
+import type { Static } from '@fastify/type-provider-typebox';
 import cliProgress from 'cli-progress';
+import type { JobView as JobViewSchema } from '../routes/schemas.js';
 import { ApiClient } from './client.js';
 import { readSse } from './sse.js';
 
-export interface JobView {
-  id: string;
-  kind: string;
-  deviceId: string | null;
-  state: 'queued' | 'running' | 'succeeded' | 'failed';
-  progress: { done: number; total: number };
-  params: unknown;
-  result: unknown;
-  error: { code: string; message: string } | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+/** A job as GET /v1/jobs/:id returns it (the route's schema is the source). */
+export type JobView = Static<typeof JobViewSchema>;
 
 export const finished = (j: JobView): boolean => j.state === 'succeeded' || j.state === 'failed';
 

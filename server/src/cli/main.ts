@@ -3,9 +3,11 @@
 //           rollback | fleet-rollback | jobs | metrics | health
 // Exit codes: 0 done, 1 the daemon refused or failed the request, 2 bad usage,
 // 3 daemon unreachable, 4 the job ran and failed.
+import type { Static } from '@fastify/type-provider-typebox';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError, ConnectError, resolveToken, type Query } from './client.js';
 import { followJob, type JobView } from './follow.js';
+import type { SnapshotView } from '../routes/schemas.js';
 import { kib, num, pct, record, shortHash, table } from './format.js';
 
 export const EXIT = { ok: 0, api: 1, usage: 2, unreachable: 3, jobFailed: 4 } as const;
@@ -35,6 +37,15 @@ const intList = (name: string) => (v: string) =>
   });
 const strList = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
+/** --dataset/--split/--offset/--count of a dataset slice; `count` says whether --count is required. */
+function sliceOptions(cmd: Command, split: 'train' | 'test', count: 'required' | string): Command {
+  cmd
+    .option('--dataset <name>', 'dataset', 'fashion-mnist')
+    .option('--split <split>', 'train or test', split)
+    .option('--offset <n>', 'first sample', int('--offset'), 0);
+  return count === 'required' ? cmd.requiredOption('--count <n>', 'samples', int('--count', 1)) : cmd.option('--count <n>', count, int('--count', 1));
+}
+
 interface Globals {
   url: string;
   token?: string;
@@ -56,18 +67,7 @@ interface Device {
   lastError: unknown;
 }
 
-interface Snapshot {
-  id: string;
-  sha256: string;
-  bytes: number;
-  device: string;
-  model: string | null;
-  step: number;
-  createdAt: string;
-  tags: string[];
-  accuracy: number | null;
-  good: boolean;
-}
+type Snapshot = Static<typeof SnapshotView>;
 
 export interface CliIo {
   out: (s: string) => void;
@@ -168,25 +168,17 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       print(r, () => record(r));
     });
 
-  program
-    .command('samples <device>')
-    .description('stream a dataset slice into the board sample ring')
-    .option('--dataset <name>', 'dataset', 'fashion-mnist')
-    .option('--split <split>', 'train or test', 'train')
-    .option('--offset <n>', 'first sample', int('--offset'), 0)
-    .requiredOption('--count <n>', 'samples', int('--count', 1))
+  sliceOptions(program.command('samples <device>').description('stream a dataset slice into the board sample ring'), 'train', 'required')
     .action(async (device: string, o: { dataset: string; split: string; offset: number; count: number }) => {
       const { body: r } = await ctx().api.post<Record<string, unknown>>(`/v1/devices/${encodeURIComponent(device)}/samples`, o);
       print(r, () => record(r));
     });
 
-  program
-    .command('train <device>')
-    .description('train on the board: a dataset slice (one step per sample) or --steps over the samples it holds')
-    .option('--dataset <name>', 'dataset', 'fashion-mnist')
-    .option('--split <split>', 'train or test', 'train')
-    .option('--offset <n>', 'first sample', int('--offset'), 0)
-    .option('--count <n>', 'samples to stream and train on', int('--count', 1))
+  sliceOptions(
+    program.command('train <device>').description('train on the board: a dataset slice (one step per sample) or --steps over the samples it holds'),
+    'train',
+    'samples to stream and train on',
+  )
     .option('--steps <n>', 'steps over the samples already on the board', int('--steps', 1))
     .requiredOption('--lr <x>', 'learning rate', float('--lr'))
     .option('--lambda-min <x>', 'sparse update: smallest fraction of channels updated', float('--lambda-min'))
@@ -220,13 +212,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       });
     });
 
-  program
-    .command('evaluate <device>')
-    .description('accuracy and loss on the board: a dataset slice, or the samples it holds')
-    .option('--dataset <name>', 'dataset', 'fashion-mnist')
-    .option('--split <split>', 'train or test', 'test')
-    .option('--offset <n>', 'first sample', int('--offset'), 0)
-    .option('--count <n>', 'samples (none: the samples on the board)', int('--count', 1))
+  sliceOptions(
+    program.command('evaluate <device>').description('accuracy and loss on the board: a dataset slice, or the samples it holds'),
+    'test',
+    'samples (none: the samples on the board)',
+  )
     .option('--wait', 'follow the job until it ends')
     .action(async (device: string, o: { dataset: string; split: string; offset: number; count?: number; wait?: boolean }) => {
       const body = o.count !== undefined ? { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count } : {};
