@@ -47,7 +47,13 @@ describe('tinyrig CLI without boards', () => {
 
   beforeAll(async () => {
     varDir = tempDir('tinyrig-cli-');
-    daemon = await startDaemon({ TINYRIG_VAR: varDir, TINYRIG_DEVICES: path.join(varDir, 'none.json') });
+    // two boards configured but never plugged in
+    const devicesFile = path.join(varDir, 'devices.json');
+    fs.writeFileSync(
+      devicesFile,
+      JSON.stringify({ devices: ['ghost-0', 'ghost-1'].map((id) => ({ id, path: path.join(varDir, `${id}.pty`), board: 'host-twin', tags: ['lab'] })) }),
+    );
+    daemon = await startDaemon({ TINYRIG_VAR: varDir, TINYRIG_DEVICES: devicesFile });
     token = fs.readFileSync(path.join(varDir, 'admin.token'), 'utf8').trim();
   });
   afterAll(async () => {
@@ -68,9 +74,15 @@ describe('tinyrig CLI without boards', () => {
     expect(json(a).status).toBe('ok');
     const b = await cli(['--json', 'devices'], { TINYRIG_URL: daemon.url });
     expect(b.code, b.stderr).toBe(0);
-    expect(json(b)).toEqual({ devices: [] });
+    expect(json(b).devices.map((d: { id: string; state: string }) => [d.id, d.state])).toEqual([
+      ['ghost-0', 'offline'],
+      ['ghost-1', 'offline'],
+    ]);
     const human = await cli(['devices'], { TINYRIG_URL: daemon.url });
-    expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+BOARD\s+CLASS\s+STATE/);
+    const lines = human.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+BOARD\s+CLASS\s+STATE/);
+    expect(lines.slice(1)).toHaveLength(2);
+    expect(lines[1]).toMatch(/^ghost-0\s+host-twin\s+-\s+offline\s/);
   });
 
   it('exits 3 with the address when no daemon listens', async () => {
@@ -124,6 +136,34 @@ describe('tinyrig CLI without boards', () => {
     expect(s.stderr).toMatch(/404 TR_SNAPSHOT_NOT_FOUND/);
     const list = await cli(['--url', daemon.url, '--json', 'snapshots']);
     expect(json(list)).toEqual({ snapshots: [] });
+  });
+
+  it('follows a fleet rollback that halts: per-board table, the halt on stderr, exit 4', async () => {
+    const env = { TINYRIG_URL: daemon.url, TINYRIG_TOKEN: token };
+    const r = await cli(['fleet-rollback', '--tag', 'lab', '--to', 'last-good', '--canary', '1', '--max-failures', '0', '--wait'], env);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/^ghost-0\s+canary\s+failed\s.*TR_NO_GOOD_SNAPSHOT/m);
+    expect(r.stdout).toMatch(/^ghost-1\s+fleet\s+skipped\b/m);
+    expect(r.stdout).toMatch(/fleet rollback failed: 0 succeeded, 1 failed, 1 skipped, halted/);
+    expect(r.stderr).toMatch(/^canary ghost-0: failed TR_NO_GOOD_SNAPSHOT/m);
+    expect(r.stderr).toMatch(/error: job job_\S+ failed: TR_FLEET_HALTED/);
+
+    const jobs = await cli(['--json', 'jobs', '--limit', '1'], env);
+    const job = json(jobs).jobs[0];
+    expect(job).toMatchObject({ kind: 'fleet-rollback', state: 'failed', error: { code: 'TR_FLEET_HALTED' } });
+    // a finished job: show and follow both report its failure
+    const show = await cli(['jobs', job.id], env);
+    expect(show.code).toBe(4);
+    expect(show.stdout).toMatch(/^ghost-0\s+canary\s+failed/m);
+    const follow = await cli(['--json', 'jobs', job.id, '--follow'], env);
+    expect(follow.code).toBe(4);
+    const events = follow.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(events.map((e) => e.event)).toContain('device');
+    expect(events[events.length - 1].event).toBe('job');
+
+    const unknown = await cli(['fleet-rollback', '--tag', 'lab', '--to', 'snap_missing', '--wait'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^error: 404 TR_SNAPSHOT_NOT_FOUND/m);
   });
 });
 
