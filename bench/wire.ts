@@ -25,14 +25,15 @@ interface Row {
   baud: number;
   transfer: 'samples' | 'weights_write' | 'weights_read';
   payload_bytes: number;
-  wire_bytes: number;
-  seconds: number;
-  line_utilization: number;
+  /* null: this run could not measure our link (see `ours_missing`) */
+  wire_bytes: number | null;
+  seconds: number | null;
+  line_utilization: number | null;
   smp_line_utilization: number;
   smp_payload_bytes: number;
   smp_wire_bytes: number;
   smp_seconds: number;
-  retransmits: number;
+  retransmits: number | null;
 }
 
 function loadSamples(n: number): { labels: Uint8Array; data: Uint8Array; source: string } {
@@ -134,7 +135,13 @@ async function main(): Promise<void> {
     .option('--out <file>', 'JSON results', path.join(repoRoot, 'bench', 'results', 'wire.json'))
     .parse()
     .opts<{ samples: string; smpSamples: string; bauds: string; out: string }>();
-  if (!linksimBuilt() || !twinBuilt()) throw new Error('run `make -C firmware` first (tinyrig-linksim and tinyrig-twin)');
+  if (!linksimBuilt()) throw new Error('run `make -C firmware` first (tinyrig-linksim)');
+  // Without the host twin or the protocol session only the SMP side can be measured; say so.
+  const oursMissing = !twinBuilt()
+    ? 'firmware/build/host/tinyrig-twin is not built'
+    : !fs.existsSync(path.join(repoRoot, 'protocol', 'src', 'index.ts'))
+      ? 'protocol/src/index.ts (the session) is not in the tree'
+      : null;
   const nSamples = Number(opts.samples);
   const nSmp = Math.min(nSamples, Number(opts.smpSamples));
   const bauds = opts.bauds.split(',').map(Number);
@@ -147,22 +154,23 @@ async function main(): Promise<void> {
   try {
     for (const baud of bauds) {
       log(`baud ${baud}: tinyrig link, ${nSamples} samples (${all.source}), 64 KiB weights`);
-      const o = await ours(dir, baud, all, weights, log);
+      const o = oursMissing ? null : await ours(dir, baud, all, weights, log);
+      if (oursMissing) log(`  not measured: ${oursMissing}`);
       log(`baud ${baud}: SMP console framing (MTU ${SMP_DEFAULT_MTU}), ${nSmp} samples, 64 KiB weights`);
       const m = await smp(dir, baud, smpSamples, weights);
       for (const t of ['samples', 'weights_write', 'weights_read'] as const) {
         rows.push({
           baud,
           transfer: t,
-          payload_bytes: o[t].payload,
-          wire_bytes: o[t].wire,
-          seconds: round(o[t].seconds, 3),
-          line_utilization: round(util(o[t].payload, o[t].seconds, baud)),
+          payload_bytes: t === 'samples' ? nSamples * (SAMPLE_BYTES + 1) : WEIGHTS_BYTES,
+          wire_bytes: o ? o[t].wire : null,
+          seconds: o ? round(o[t].seconds, 3) : null,
+          line_utilization: o ? round(util(o[t].payload, o[t].seconds, baud)) : null,
           smp_line_utilization: round(util(m[t].payload, m[t].seconds, baud)),
           smp_payload_bytes: m[t].payload,
           smp_wire_bytes: m[t].wire_bytes,
           smp_seconds: round(m[t].seconds, 3),
-          retransmits: o[t].retransmits,
+          retransmits: o ? o[t].retransmits : null,
         });
       }
     }
@@ -176,6 +184,7 @@ async function main(): Promise<void> {
     smp_samples: nSmp,
     sample_source: all.source,
     smp_mtu: SMP_DEFAULT_MTU,
+    ours_missing: oursMissing,
     links: rows,
   };
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
@@ -186,7 +195,7 @@ async function main(): Promise<void> {
   console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows)
     console.log(
-      `| ${r.baud} | ${r.transfer} | ${r.payload_bytes} | ${r.wire_bytes} | ${r.seconds} | ${r.line_utilization.toFixed(3)} | ${r.smp_line_utilization.toFixed(3)} | ${r.smp_wire_bytes} | ${r.smp_seconds} |`,
+      `| ${r.baud} | ${r.transfer} | ${r.payload_bytes} | ${r.wire_bytes ?? 'n/a'} | ${r.seconds ?? 'n/a'} | ${r.line_utilization === null ? 'n/a' : r.line_utilization.toFixed(3)} | ${r.smp_line_utilization.toFixed(3)} | ${r.smp_wire_bytes} | ${r.smp_seconds} |`,
     );
 }
 
