@@ -163,3 +163,9 @@ describe.runIf(twinBuilt())('daemon killed with SIGKILL', () => {
     daemon = null;
   });
 });
+
+describe.runIf(!twinBuilt())('faults over host twins (twin missing)', () => {
+  it('needs the host twin binary', () => {
+    throw new Error('firmware/build/host/tinyrig-twin is not built: run make -C firmware (unplug and SIGKILL tests not run)');
+  });
+});

@@ -29,7 +29,11 @@ interface ProtocolModule {
 let protocol: Promise<ProtocolModule> | null = null;
 function loadProtocol(): Promise<ProtocolModule> {
   const spec = new URL('../../../protocol/src/index.ts', import.meta.url).href;
-  protocol ??= import(spec) as Promise<ProtocolModule>;
+  // a failed import is not cached, so the daemon picks the codec up once it is there
+  protocol ??= (import(spec) as Promise<ProtocolModule>).catch((err: Error) => {
+    protocol = null;
+    throw new Error(`protocol session unavailable (protocol/src/index.ts): ${err.message}`);
+  });
   return protocol;
 }
 
@@ -90,8 +94,14 @@ function openPort(path: string, baudRate: number): Promise<SerialPort> {
 }
 
 export async function openSerialLink(opts: OpenLinkOptions): Promise<BoardLink> {
-  const { BoardSession } = await loadProtocol();
   const port = await openPort(opts.path, opts.baudRate);
+  let BoardSession: ProtocolModule['BoardSession'];
+  try {
+    ({ BoardSession } = await loadProtocol());
+  } catch (err) {
+    await new Promise<void>((r) => port.close(() => r()));
+    throw err;
+  }
   let lostCb: ((reason: string) => void) | null = null;
   let lost = false;
   const markLost = (reason: string): void => {
