@@ -6,6 +6,7 @@
 // blob and reads it back; then the same payloads go through an SMP client and
 // device at the same baud. line_utilization = payload / (seconds × baud/10).
 // Writes bench/results/wire.json and prints a table; never fails on timing.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -70,6 +71,14 @@ async function timed<T>(sim: LinkSim, fn: () => Promise<T>): Promise<{ value: T;
 const hex = (v: unknown): string =>
   typeof v === 'string' ? v.toLowerCase() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : String(v);
 
+function buildModelBlob(dir: string, [model, input]: [string, string]): Uint8Array {
+  const out = path.join(dir, `${model}-${input}.blob`);
+  execFileSync(path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train'), ['build', '--model', model, '--seed', '1', '--input', input, '--out', out], {
+    stdio: 'ignore',
+  });
+  return new Uint8Array(fs.readFileSync(out));
+}
+
 async function ours(dir: string, baud: number, samples: { labels: Uint8Array; data: Uint8Array }, weights: Uint8Array, log: (s: string) => void) {
   const { BoardSession } = await loadProtocol();
   const twin = await TwinProcess.start();
@@ -84,6 +93,16 @@ async function ours(dir: string, baud: number, samples: { labels: Uint8Array; da
     const n = samples.labels.length;
     const smp = await timed(sim, () => s.sendSamples(0, SAMPLE_BYTES, samples.labels, samples.data));
     const rt1 = retransmits(s);
+    if (h.engine) {
+      // With the engine, weights must fit the live model: the mlp for a 32x32 input holds ~64 KiB
+      // of parameters; fall back to the cnn when the board stages less.
+      const blob = buildModelBlob(dir, h.blobMax >= 67 * 1024 ? ['mlp', '32x32x1'] : ['cnn', '28x28x1']);
+      await s.loadModel(blob);
+      weights = new Uint8Array((await s.readWeights()).bytes);
+    } else if (weights.length > h.blobMax) {
+      weights = weights.subarray(0, h.blobMax - (h.blobMax % 64));
+    }
+    log(`  weights blob: ${weights.length} bytes`);
     const wr = await timed(sim, () => s.writeWeights(weights));
     const rt2 = retransmits(s);
     const rd = await timed(sim, () => s.readWeights());
@@ -92,6 +111,7 @@ async function ours(dir: string, baud: number, samples: { labels: Uint8Array; da
     if (!Buffer.from(rd.value.bytes).equals(Buffer.from(weights)) || hex(rd.value.sha256) !== want)
       throw new Error('weights read back differ from what was written');
     return {
+      weights,
       samples: { payload: n * (SAMPLE_BYTES + 1), seconds: smp.seconds, wire: smp.wire, retransmits: rt1 },
       weights_write: { payload: weights.length, seconds: wr.seconds, wire: wr.wire, retransmits: rt2 - rt1 },
       weights_read: { payload: weights.length, seconds: rd.seconds, wire: rd.wire, retransmits: rt3 - rt2 },
@@ -157,12 +177,13 @@ async function main(): Promise<void> {
       const o = oursMissing ? null : await ours(dir, baud, all, weights, log);
       if (oursMissing) log(`  not measured: ${oursMissing}`);
       log(`baud ${baud}: SMP console framing (MTU ${SMP_DEFAULT_MTU}), ${nSmp} samples, 64 KiB weights`);
-      const m = await smp(dir, baud, smpSamples, weights);
+      // the SMP run moves the very weights blob our link moved
+      const m = await smp(dir, baud, smpSamples, o ? o.weights : weights);
       for (const t of ['samples', 'weights_write', 'weights_read'] as const) {
         rows.push({
           baud,
           transfer: t,
-          payload_bytes: t === 'samples' ? nSamples * (SAMPLE_BYTES + 1) : WEIGHTS_BYTES,
+          payload_bytes: o ? o[t].payload : t === 'samples' ? nSamples * (SAMPLE_BYTES + 1) : WEIGHTS_BYTES,
           wire_bytes: o ? o[t].wire : null,
           seconds: o ? round(o[t].seconds, 3) : null,
           line_utilization: o ? round(util(o[t].payload, o[t].seconds, baud)) : null,
