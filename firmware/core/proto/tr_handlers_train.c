@@ -1,0 +1,306 @@
+/* SAMPLES into the ring, TRAIN (exactly once per step id), EVAL, INFER.
+ * Each engine call is measured with the port's step counter. */
+#include <string.h>
+
+#include "proto/tr_handlers.h"
+
+tr_status tr_handle_samples(tr_device *d, const tr_body *req, tr_reply *rep)
+{
+    uint32_t index, sb, i, limit;
+    const uint8_t *labels, *data;
+    size_t nl, nd;
+
+    if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &sb) != TR_OK ||
+        tr_body_bytes(req, 3, &labels, &nl) != TR_OK || tr_body_bytes(req, 4, &data, &nd) != TR_OK) {
+        return tr_reply_error(rep, TR_E_BAD_BODY);
+    }
+    limit = d->cfg.sample_bytes_max;
+#ifdef TR_WITH_ENGINE
+    if (d->engine != NULL && sb != d->model.input_bytes) {
+        return tr_reply_error_detail(rep, TR_E_BAD_SAMPLE, d->model.input_bytes);
+    }
+#endif
+    if (sb == 0u || sb > limit) {
+        return tr_reply_error_detail(rep, TR_E_BAD_SAMPLE, limit);
+    }
+    if (nl > d->cfg.sample_slots) {
+        return tr_reply_error_detail(rep, TR_E_TOO_LARGE, d->cfg.sample_slots);
+    }
+    if ((uint64_t)nl * sb != nd) {
+        return tr_reply_error(rep, TR_E_BAD_BODY);
+    }
+    for (i = 0; i < (uint32_t)nl; i++) {
+        uint32_t id = index + i;
+        uint32_t slot = id % d->cfg.sample_slots;
+        tr_sample_meta *m = &d->mem.sample_meta[slot];
+
+        if (!m->held) {
+            d->samples_held++;
+        }
+        memcpy(d->mem.samples + (size_t)slot * d->cfg.sample_bytes_max, data + (size_t)i * sb, sb);
+        m->id = id;
+        m->len = (uint16_t)sb;
+        m->label = labels[i];
+        m->held = 1;
+    }
+    tr_cbor_write_map(&rep->w, 2);
+    tr_cbor_write_uint(&rep->w, 1);
+    tr_cbor_write_uint(&rep->w, index);
+    tr_cbor_write_uint(&rep->w, 2);
+    return tr_cbor_write_uint(&rep->w, nl);
+}
+
+#ifdef TR_WITH_ENGINE
+/* The held sample with number id, or NULL (with the reply set). */
+static const uint8_t *held_sample(tr_device *d, uint32_t id, uint8_t *label)
+{
+    uint32_t slot = id % d->cfg.sample_slots;
+    const tr_sample_meta *m = &d->mem.sample_meta[slot];
+
+    if (!m->held || m->id != id || m->len != d->model.input_bytes) {
+        return NULL;
+    }
+    *label = m->label;
+    return d->mem.samples + (size_t)slot * d->cfg.sample_bytes_max;
+}
+
+/* Checks that count samples from index are all held. */
+static tr_status check_held(tr_device *d, uint32_t index, uint32_t count, tr_reply *rep, int *ok)
+{
+    uint32_t i;
+    uint8_t label;
+
+    *ok = 0;
+    if (count == 0u || count > d->cfg.max_train || count > d->cfg.sample_slots) {
+        return tr_reply_error_detail(rep, TR_E_BAD_ARG, d->cfg.max_train);
+    }
+    for (i = 0; i < count; i++) {
+        if (held_sample(d, index + i, &label) == NULL) {
+            return tr_reply_error_detail(rep, TR_E_BAD_SAMPLE, index + i);
+        }
+    }
+    *ok = 1;
+    return TR_OK;
+}
+
+static uint32_t clamp32(uint64_t v)
+{
+    return v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v;
+}
+
+static tr_status write_records(tr_device *d, tr_cbor_writer *w, uint32_t n)
+{
+    uint32_t i;
+
+    tr_cbor_write_array(w, n);
+    for (i = 0; i < n; i++) {
+        const tr_train_record *r = &d->mem.records[i];
+
+        tr_cbor_write_array(w, 5);
+        tr_cbor_write_uint(w, r->loss_ppm);
+        tr_cbor_write_uint(w, r->counter);
+        tr_cbor_write_uint(w, r->updated_ppm);
+        tr_cbor_write_bool(w, (int)r->correct);
+        tr_cbor_write_uint(w, r->peak_ram);
+    }
+    return w->status;
+}
+
+static tr_status train_reply(tr_device *d, tr_reply *rep, uint32_t step_id, int duplicate,
+                             uint32_t records)
+{
+    tr_cbor_writer *w = &rep->w;
+
+    tr_cbor_write_map(w, 4);
+    tr_cbor_write_uint(w, 1);
+    tr_cbor_write_uint(w, step_id);
+    tr_cbor_write_uint(w, 2);
+    tr_cbor_write_bool(w, duplicate);
+    tr_cbor_write_uint(w, 3);
+    tr_cbor_write_uint(w, d->steps_applied);
+    tr_cbor_write_uint(w, 4);
+    return write_records(d, w, records);
+}
+#endif
+
+tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
+{
+#ifdef TR_WITH_ENGINE
+    uint32_t step_id, index, count, i;
+    tr_train_params p;
+    tr_status s;
+    int ok;
+
+    memset(&p, 0, sizeof p);
+    p.lambda_min_ppm = 1000000u;
+    p.lambda_max_ppm = 1000000u;
+    if (tr_body_u32(req, 1, &step_id) != TR_OK || tr_body_u32(req, 2, &index) != TR_OK ||
+        tr_body_u32(req, 3, &count) != TR_OK || tr_body_u32(req, 4, &p.lr_ppm) != TR_OK ||
+        tr_body_opt_u32(req, 5, &p.lambda_min_ppm) != TR_OK ||
+        tr_body_opt_u32(req, 6, &p.lambda_max_ppm) != TR_OK ||
+        tr_body_opt_u32(req, 7, &p.trainable) != TR_OK ||
+        tr_body_opt_u32(req, 8, &p.bias_only) != TR_OK ||
+        tr_body_opt_u32(req, 9, &p.options) != TR_OK) {
+        return tr_reply_error(rep, TR_E_BAD_BODY);
+    }
+    if (d->engine == NULL) {
+        return tr_reply_error(rep, TR_E_NO_MODEL);
+    }
+    /* Exactly once: the highest id and a bitmap of the 64 ids below it. */
+    if (d->have_steps) {
+        if (step_id == d->last_step_id) {
+            return train_reply(d, rep, step_id, 1, d->last_records);
+        }
+        if (step_id < d->last_step_id) {
+            uint32_t back = d->last_step_id - step_id;
+
+            if (back > 64u || (d->step_bits & ((uint64_t)1 << (back - 1u))) != 0u) {
+                return train_reply(d, rep, step_id, 1, 0);
+            }
+        }
+    }
+    s = check_held(d, index, count, rep, &ok);
+    if (!ok) {
+        return s;
+    }
+    if (!d->have_steps) {
+        d->have_steps = 1;
+        d->last_step_id = step_id;
+        d->step_bits = 0;
+    } else if (step_id > d->last_step_id) {
+        uint32_t ahead = step_id - d->last_step_id;
+
+        d->step_bits = ahead >= 64u ? 0u : d->step_bits << ahead;
+        if (ahead <= 64u) {
+            d->step_bits |= (uint64_t)1 << (ahead - 1u);
+        }
+        d->last_step_id = step_id;
+    } else {
+        d->step_bits |= (uint64_t)1 << (d->last_step_id - step_id - 1u);
+    }
+    for (i = 0; i < count; i++) {
+        tr_step_result r;
+        tr_train_record *rec = &d->mem.records[i];
+        uint8_t label = 0;
+        const uint8_t *x = held_sample(d, index + i, &label);
+        uint64_t t0, dt;
+        size_t peak;
+
+        memset(&r, 0, sizeof r);
+        t0 = d->port.counter();
+        s = tr_engine_train(d->engine, x, label, &p, &r);
+        dt = d->port.counter() - t0;
+        if (s != TR_OK) {
+            d->last_records = i;
+            return tr_reply_error_detail(rep, TR_E_INTERNAL, (uint32_t)s);
+        }
+        peak = tr_engine_arena_peak(d->engine);
+        if (peak > d->arena_peak) {
+            d->arena_peak = (uint32_t)peak;
+        }
+        d->steps_applied++;
+        d->counter_total += dt;
+        rec->loss_ppm = r.loss_ppm;
+        rec->counter = clamp32(dt);
+        rec->updated_ppm = r.channels_total != 0u ?
+            (uint32_t)((uint64_t)r.channels_updated * 1000000u / r.channels_total) : 0u;
+        rec->correct = r.correct != 0u;
+        rec->peak_ram = (uint32_t)peak;
+    }
+    d->last_records = count;
+    return train_reply(d, rep, step_id, 0, count);
+#else
+    return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
+#endif
+}
+
+tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
+{
+#ifdef TR_WITH_ENGINE
+    uint32_t index, count, i, correct = 0;
+    uint64_t loss = 0, counter = 0;
+    tr_status s;
+    int ok;
+
+    if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &count) != TR_OK) {
+        return tr_reply_error(rep, TR_E_BAD_BODY);
+    }
+    if (d->engine == NULL) {
+        return tr_reply_error(rep, TR_E_NO_MODEL);
+    }
+    s = check_held(d, index, count, rep, &ok);
+    if (!ok) {
+        return s;
+    }
+    for (i = 0; i < count; i++) {
+        tr_step_result r;
+        uint8_t label = 0;
+        const uint8_t *x = held_sample(d, index + i, &label);
+        uint64_t t0;
+
+        memset(&r, 0, sizeof r);
+        t0 = d->port.counter();
+        s = tr_engine_infer(d->engine, x, label, &r, NULL);
+        counter += d->port.counter() - t0;
+        if (s != TR_OK) {
+            return tr_reply_error_detail(rep, TR_E_INTERNAL, (uint32_t)s);
+        }
+        correct += r.correct != 0u;
+        loss += r.loss_ppm;
+    }
+    tr_cbor_write_map(&rep->w, 4);
+    tr_cbor_write_uint(&rep->w, 1);
+    tr_cbor_write_uint(&rep->w, count);
+    tr_cbor_write_uint(&rep->w, 2);
+    tr_cbor_write_uint(&rep->w, correct);
+    tr_cbor_write_uint(&rep->w, 3);
+    tr_cbor_write_uint(&rep->w, clamp32(loss));
+    tr_cbor_write_uint(&rep->w, 4);
+    return tr_cbor_write_uint(&rep->w, clamp32(counter));
+#else
+    return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
+#endif
+}
+
+tr_status tr_handle_infer(tr_device *d, const tr_body *req, tr_reply *rep)
+{
+#ifdef TR_WITH_ENGINE
+    const uint8_t *x;
+    uint8_t *logits;
+    size_t n;
+    tr_step_result r;
+    uint64_t t0, dt;
+    tr_status s;
+
+    if (tr_body_bytes(req, 1, &x, &n) != TR_OK) {
+        return tr_reply_error(rep, TR_E_BAD_BODY);
+    }
+    if (d->engine == NULL) {
+        return tr_reply_error(rep, TR_E_NO_MODEL);
+    }
+    if (n != d->model.input_bytes) {
+        return tr_reply_error_detail(rep, TR_E_BAD_SAMPLE, d->model.input_bytes);
+    }
+    if (d->model.classes > tr_device_data_max(d)) {
+        return tr_reply_error_detail(rep, TR_E_TOO_LARGE, tr_device_data_max(d));
+    }
+    /* The logits go to the wire buffer first: it is free until the reply is sent. */
+    logits = d->mem.wire;
+    memset(&r, 0, sizeof r);
+    t0 = d->port.counter();
+    s = tr_engine_infer(d->engine, x, 0, &r, (int8_t *)logits);
+    dt = d->port.counter() - t0;
+    if (s != TR_OK) {
+        return tr_reply_error_detail(rep, TR_E_INTERNAL, (uint32_t)s);
+    }
+    tr_cbor_write_map(&rep->w, 3);
+    tr_cbor_write_uint(&rep->w, 1);
+    tr_cbor_write_uint(&rep->w, r.predicted);
+    tr_cbor_write_uint(&rep->w, 2);
+    tr_cbor_write_bytes(&rep->w, logits, d->model.classes);
+    tr_cbor_write_uint(&rep->w, 3);
+    return tr_cbor_write_uint(&rep->w, clamp32(dt));
+#else
+    return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
+#endif
+}
