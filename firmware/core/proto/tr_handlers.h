@@ -6,7 +6,7 @@
 #include "proto/tr_device.h"
 
 /* Max key of a request body the handlers look at. */
-#define TR_BODY_KEYS 16u
+#define TR_BODY_KEYS 32u
 
 /* A parsed request body: where each known key's value starts. */
 typedef struct {

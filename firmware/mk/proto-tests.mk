@@ -1,0 +1,30 @@
+# Protocol C tests: codec (CBOR, COBS, CRC-32, SHA-256, frames), every handler
+# through the dispatcher, the shared vectors in protocol/vectors/; each built
+# plain and with ASan/UBSan.
+#   make -C firmware proto-test
+
+PROTO_TEST_NAMES := $(sort $(basename $(notdir $(wildcard tests/proto/test_*.c))))
+PROTO_TEST_CFLAGS := $(HOST_CFLAGS) -ffp-contract=off -DTR_WITH_ENGINE
+PROTO_TEST_SAN_CFLAGS := $(filter-out -O2,$(PROTO_TEST_CFLAGS)) -O1 -fno-omit-frame-pointer \
+                         -fsanitize=address,undefined -fno-sanitize-recover=all
+# The model blob encoder of the host tools builds test models.
+PROTO_TEST_SRCS := $(CORE_SRCS) ports/host/trainer_model.c
+PROTO_TEST_BINS := $(patsubst %,$(BUILD)/proto-tests/%,$(PROTO_TEST_NAMES))
+PROTO_TEST_SAN_BINS := $(patsubst %,$(BUILD)/proto-tests-san/%,$(PROTO_TEST_NAMES))
+PROTO_VECTORS := ../protocol/vectors
+
+$(BUILD)/proto-tests/%: tests/proto/%.c tests/proto/proto_test.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(PROTO_TEST_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
+
+$(BUILD)/proto-tests-san/%: tests/proto/%.c tests/proto/proto_test.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(PROTO_TEST_SAN_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
+
+.PHONY: proto-test
+proto-test: $(PROTO_TEST_BINS) $(PROTO_TEST_SAN_BINS)
+	@set -e; for t in $(PROTO_TEST_BINS) $(PROTO_TEST_SAN_BINS); do \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$$t $(PROTO_VECTORS); done
+
+TEST_TARGETS += proto-test

@@ -1,0 +1,516 @@
+/* Every handler through the dispatcher, with byte arrays and no I/O: the
+ * port's tx writes into a buffer that the test decodes with the frame codec. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbor/tr_cbor.h"
+#include "crypto/tr_sha256.h"
+#include "engine/tr_engine.h"
+#include "engine/tr_engine_desc.h"
+#include "model/tr_zoo.h"
+#include "proto/tr_device.h"
+#include "proto/tr_handlers.h"
+#include "../../ports/host/trainer_model.h"
+#include "proto_test.h"
+
+#define MAX_FRAME 1024u
+#define SLOTS 16u
+#define SAMPLE_MAX 256u
+#define BLOB_MAX (64u * 1024u)
+#define ARENA (256u * 1024u)
+
+static uint8_t rx_buf[MAX_FRAME], body_buf[MAX_FRAME], wire_buf[TR_FRAME_WIRE_MAX(MAX_FRAME)];
+static uint8_t samples[SLOTS * SAMPLE_MAX];
+static tr_sample_meta meta[SLOTS];
+static uint8_t staging[BLOB_MAX];
+static uint8_t granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
+static uint64_t arena_words[ARENA / 8u];
+static tr_train_record records[64];
+static tr_device dev;
+
+/* What the device sent: wire bytes, decoded into frames on demand. */
+static uint8_t sent[64 * 1024];
+static size_t sent_len;
+static uint64_t fake_clock;
+static int resets;
+
+static tr_status cap_tx(void *ctx, const uint8_t *b, size_t n)
+{
+    (void)ctx;
+    if (n > sizeof sent - sent_len) {
+        return TR_ERR_NOMEM;
+    }
+    memcpy(sent + sent_len, b, n);
+    sent_len += n;
+    return TR_OK;
+}
+
+static uint64_t counter(void)
+{
+    return fake_clock += 1000u;   /* each reading 1000 units later */
+}
+
+static tr_status do_reset(void)
+{
+    resets++;
+    return TR_OK;
+}
+
+/* Frames the device sent since the last call. */
+static uint8_t frames[8][MAX_FRAME];
+static size_t frame_len[8];
+
+static int collect(void)
+{
+    uint8_t buf[MAX_FRAME];
+    tr_frame_rx rx;
+    size_t pos = 0, used;
+    tr_frame_event ev;
+    int n = 0;
+
+    tr_frame_rx_init(&rx, buf, sizeof buf);
+    while (pos < sent_len) {
+        tr_frame_feed(&rx, sent + pos, sent_len - pos, &used, &ev);
+        pos += used;
+        if (ev == TR_FRAME_OK && n < 8) {
+            memcpy(frames[n], rx.buf, rx.len);
+            frame_len[n++] = rx.len;
+        }
+        CHECK(ev != TR_FRAME_BAD, "device frames decode");
+    }
+    sent_len = 0;
+    return n;
+}
+
+static uint16_t g_seq;
+
+/* Sends a request, returns the one response frame parsed into *resp. */
+static int request(uint8_t type, const uint8_t *body, size_t n, tr_frame *resp, tr_body *rb)
+{
+    tr_frame f;
+    uint8_t w[TR_FRAME_WIRE_MAX(MAX_FRAME)];
+    size_t wl;
+    int got;
+
+    f.ver = 1;
+    f.type = type;
+    f.seq = ++g_seq;
+    f.flags = 0;
+    f.body = body;
+    f.body_len = n;
+    if (tr_frame_encode(&f, w, sizeof w, &wl) != TR_OK) {
+        return 0;
+    }
+    tr_device_feed(&dev, w, wl);
+    got = collect();
+    if (got != 1 || tr_frame_parse(frames[0], frame_len[0], resp) != TR_OK) {
+        return 0;
+    }
+    CHECK(resp->seq == g_seq && (resp->flags & TR_FRAME_FLAG_RESP) != 0, "response to this request");
+    if (tr_body_parse(rb, resp->body, resp->body_len) != TR_OK) {
+        return 0;
+    }
+    return 1;
+}
+
+static uint32_t err_code(const tr_frame *r, const tr_body *b)
+{
+    uint32_t c = 0;
+
+    if (r->type != TR_MSG_ERROR) {
+        return 0;
+    }
+    tr_body_u32(b, 1, &c);
+    return c;
+}
+
+/* Body builder. */
+static uint8_t req_buf[MAX_FRAME];
+static tr_cbor_writer req;
+static void body_begin(size_t pairs)
+{
+    tr_cbor_writer_init(&req, req_buf, sizeof req_buf);
+    tr_cbor_write_map(&req, pairs);
+}
+static void kv_u(unsigned k, uint64_t v)
+{
+    tr_cbor_write_uint(&req, k);
+    tr_cbor_write_uint(&req, v);
+}
+static void kv_b(unsigned k, const uint8_t *p, size_t n)
+{
+    tr_cbor_write_uint(&req, k);
+    tr_cbor_write_bytes(&req, p, n);
+}
+
+static uint8_t model_blob[BLOB_MAX];
+static uint8_t weights0[BLOB_MAX];
+static tr_model_desc desc;
+
+static size_t make_model(void)
+{
+    tr_shape in = {8, 8, 1};
+
+    if (tr_zoo_desc("mlp", in, 4, &desc) != TR_OK || tr_model_plan(&desc, tr_engine_state_bytes()) != TR_OK ||
+        tr_model_init_weights(&desc, 7, weights0, desc.weights_bytes) != TR_OK) {
+        return 0;
+    }
+    return tr_trainer_encode_model(&desc, weights0, desc.weights_bytes, "mlp", 7, model_blob,
+                                   sizeof model_blob);
+}
+
+/* Uploads blob with BEGIN/CHUNK/COMMIT of the given family (0x10 or 0x20),
+ * chunks in reverse order with one retransmit. Returns the COMMIT response. */
+static int upload(uint8_t base, const uint8_t *blob, size_t n, tr_frame *r, tr_body *rb)
+{
+    uint8_t sha[32];
+    size_t chunk = 256, off;
+    long i;
+
+    tr_sha256(blob, n, sha);
+    body_begin(2);
+    kv_u(1, n);
+    kv_b(2, sha, 32);
+    if (!request(base, req_buf, req.len, r, rb) || r->type != base) {
+        return 0;
+    }
+    for (i = (long)((n + chunk - 1) / chunk) - 1; i >= 0; i--) {
+        off = (size_t)i * chunk;
+        body_begin(2);
+        kv_u(1, off);
+        kv_b(2, blob + off, n - off < chunk ? n - off : chunk);
+        if (!request((uint8_t)(base + 1), req_buf, req.len, r, rb) || r->type != base + 1) {
+            return 0;
+        }
+        if (i == 0) {   /* a retransmit is harmless */
+            request((uint8_t)(base + 1), req_buf, req.len, r, rb);
+        }
+    }
+    body_begin(1);
+    kv_b(1, sha, 32);
+    return request((uint8_t)(base + 2), req_buf, req.len, r, rb);
+}
+
+static void test_link(void)
+{
+    tr_frame r;
+    tr_body b;
+    uint32_t v = 0;
+    const uint8_t *p;
+    size_t n;
+    int ebool = 0;
+
+    /* HELLO: limits and identity. */
+    CHECK(request(TR_MSG_HELLO, NULL, 0, &r, &b) && r.type == TR_MSG_HELLO, "HELLO answered");
+    CHECK(tr_body_u32(&b, 7, &v) == TR_OK && v == MAX_FRAME, "max_frame");
+    CHECK(tr_body_u32(&b, 9, &v) == TR_OK && v == 0xC0FFEEu, "boot_id");
+    CHECK(tr_body_u32(&b, 10, &v) == TR_OK && v == SLOTS, "sample_slots");
+    CHECK(tr_body_u32(&b, 16, &v) == TR_OK && v >= 1u && v <= 64u, "max_train");
+    {
+        tr_cbor_reader rd;
+        tr_cbor_reader_init(&rd, b.buf, b.len);
+        rd.pos = b.off[17];
+        CHECK(tr_cbor_read_bool(&rd, &ebool) == TR_OK && ebool == 1, "engine: true");
+    }
+    /* PING echoes. */
+    body_begin(1);
+    kv_b(1, (const uint8_t *)"\x00\x01\x02", 3);
+    CHECK(request(TR_MSG_PING, req_buf, req.len, &r, &b) && tr_body_bytes(&b, 1, &p, &n) == TR_OK &&
+              n == 3 && memcmp(p, "\x00\x01\x02", 3) == 0, "PING echo");
+    /* Errors by name. */
+    CHECK(request(0x05, NULL, 0, &r, &b) && err_code(&r, &b) == 2, "UNKNOWN_TYPE");
+    {
+        static const uint8_t flt[] = {0xa1, 0x01, 0xf9, 0x3c, 0x00};
+        CHECK(request(TR_MSG_PING, flt, sizeof flt, &r, &b) && err_code(&r, &b) == 3, "float body: BAD_BODY");
+        CHECK(tr_body_bytes(&b, 2, &p, &n) != TR_OK, "name is text");
+    }
+    body_begin(1);
+    kv_u(1, 5);   /* data of the wrong type */
+    CHECK(request(TR_MSG_PING, req_buf, req.len, &r, &b) && err_code(&r, &b) == 3, "wrong major type: BAD_BODY");
+    /* Bad CRC: NAK without seq, device keeps serving. */
+    {
+        tr_frame f = {1, TR_MSG_PING, 77, 0, NULL, 0};
+        uint8_t w[64];
+        size_t wl;
+        tr_frame nak;
+        tr_body nb;
+        uint32_t bad0 = dev.frames_bad;
+
+        tr_frame_encode(&f, w, sizeof w, &wl);
+        w[3] ^= 0x01;
+        tr_device_feed(&dev, w, wl);
+        CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
+                  nak.type == TR_MSG_NAK && (nak.flags & TR_FRAME_FLAG_DEV) &&
+                  tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK && nb.present == 0,
+              "NAK {} on a bad CRC");
+        CHECK(dev.frames_bad == bad0 + 1u, "frames_bad counted");
+        /* Version 2 with a good CRC: ERROR BAD_FRAME. */
+        f.ver = 2;
+        f.seq = ++g_seq;
+        tr_frame_encode(&f, w, sizeof w, &wl);
+        tr_device_feed(&dev, w, wl);
+        CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
+                  nak.type == TR_MSG_ERROR && tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK &&
+                  tr_body_u32(&nb, 1, &v) == TR_OK && v == 1, "BAD_FRAME on version 2");
+        /* A seq gap: NAK {seq: first missing}, then the answer. */
+        f.ver = 1;
+        f.seq = (uint16_t)(g_seq + 3u);
+        tr_frame_encode(&f, w, sizeof w, &wl);
+        tr_device_feed(&dev, w, wl);
+        CHECK(collect() == 2 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
+                  nak.type == TR_MSG_NAK && tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK &&
+                  tr_body_u32(&nb, 1, &v) == TR_OK && v == (uint16_t)(g_seq + 1u), "NAK names the gap");
+        g_seq = f.seq;
+    }
+}
+
+static void test_model_and_training(void)
+{
+    tr_frame r;
+    tr_body b;
+    uint32_t v = 0, wbytes = 0, applied = 0;
+    const uint8_t *p;
+    size_t n, blob_len = make_model(), i;
+    uint8_t sha[32], wsha0[32], first_commit[256], snap[BLOB_MAX];
+    size_t first_len;
+    static uint8_t batch[4 * 64];
+    uint8_t labels[4] = {0, 1, 2, 3};
+
+    CHECK(blob_len > 0, "test model built");
+    /* Engine-dependent requests before any model. */
+    body_begin(1);
+    kv_b(1, batch, 64);
+    CHECK(request(TR_MSG_INFER, req_buf, req.len, &r, &b) && err_code(&r, &b) == 8, "NO_MODEL");
+    /* Staging errors. */
+    tr_sha256(model_blob, blob_len, sha);
+    body_begin(2);
+    kv_u(1, BLOB_MAX + 1u);
+    kv_b(2, sha, 32);
+    CHECK(request(TR_MSG_MODEL_BEGIN, req_buf, req.len, &r, &b) && err_code(&r, &b) == 4 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v == BLOB_MAX, "TOO_LARGE with the limit");
+    body_begin(2);
+    kv_u(1, 0);
+    kv_b(2, model_blob, 64);
+    CHECK(request(TR_MSG_MODEL_CHUNK, req_buf, req.len, &r, &b) && err_code(&r, &b) == 5, "chunk without BEGIN");
+    body_begin(2);
+    kv_u(1, blob_len);
+    kv_b(2, sha, 32);
+    request(TR_MSG_MODEL_BEGIN, req_buf, req.len, &r, &b);
+    body_begin(2);
+    kv_u(1, 32);
+    kv_b(2, model_blob + 32, 64);
+    CHECK(request(TR_MSG_MODEL_CHUNK, req_buf, req.len, &r, &b) && err_code(&r, &b) == 5, "misaligned chunk");
+    body_begin(2);
+    kv_u(1, 0);
+    kv_b(2, model_blob, 64);
+    request(TR_MSG_MODEL_CHUNK, req_buf, req.len, &r, &b);
+    body_begin(1);
+    kv_b(1, sha, 32);
+    CHECK(request(TR_MSG_MODEL_COMMIT, req_buf, req.len, &r, &b) && err_code(&r, &b) == 6, "INCOMPLETE");
+    /* Corrupted upload: HASH_MISMATCH and nothing live. */
+    model_blob[100] ^= 1u;
+    {
+        uint8_t good_sha[32];
+        memcpy(good_sha, sha, 32);
+        tr_sha256(model_blob, blob_len, sha);
+        model_blob[100] ^= 1u;
+        /* announce the corrupt hash, send good bytes: the bytes do not hash to it */
+        body_begin(2);
+        kv_u(1, blob_len);
+        kv_b(2, sha, 32);
+        request(TR_MSG_MODEL_BEGIN, req_buf, req.len, &r, &b);
+        for (i = 0; i < blob_len; i += 512) {
+            body_begin(2);
+            kv_u(1, i);
+            kv_b(2, model_blob + i, blob_len - i < 512 ? blob_len - i : 512);
+            request(TR_MSG_MODEL_CHUNK, req_buf, req.len, &r, &b);
+        }
+        body_begin(1);
+        kv_b(1, sha, 32);
+        CHECK(request(TR_MSG_MODEL_COMMIT, req_buf, req.len, &r, &b) && err_code(&r, &b) == 7, "HASH_MISMATCH");
+        CHECK(!dev.have_model, "nothing live after a failed commit");
+    }
+    /* The real upload. */
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "model live");
+    CHECK(tr_body_u32(&b, 2, &wbytes) == TR_OK && wbytes == desc.weights_bytes, "weights_bytes");
+    CHECK(tr_body_u32(&b, 3, &v) == TR_OK && v == 64u, "input_bytes");
+    CHECK(tr_body_u32(&b, 4, &v) == TR_OK && v == 4u, "classes");
+    CHECK(tr_body_bytes(&b, 1, &p, &n) == TR_OK && n == 32, "weights sha");
+    tr_sha256(weights0, desc.weights_bytes, sha);
+    CHECK(memcmp(p, sha, 32) == 0, "live weights are the blob's weights");
+    memcpy(wsha0, p, 32);
+    first_len = r.body_len;
+    memcpy(first_commit, r.body, first_len);
+    /* Repeated COMMIT: same success body. */
+    tr_sha256(model_blob, blob_len, sha);
+    body_begin(1);
+    kv_b(1, sha, 32);
+    CHECK(request(TR_MSG_MODEL_COMMIT, req_buf, req.len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT &&
+              r.body_len == first_len && memcmp(r.body, first_commit, first_len) == 0, "COMMIT idempotent");
+    /* WEIGHTS_READ the whole snapshot. */
+    for (i = 0; i < wbytes; i += 500) {
+        body_begin(2);
+        kv_u(1, i);
+        kv_u(2, wbytes - i < 500 ? wbytes - i : 500);
+        CHECK(request(TR_MSG_WEIGHTS_READ, req_buf, req.len, &r, &b) && tr_body_bytes(&b, 2, &p, &n) == TR_OK,
+              "WEIGHTS_READ");
+        memcpy(snap + i, p, n);
+    }
+    CHECK(memcmp(snap, weights0, wbytes) == 0, "read back the loaded weights");
+    body_begin(2);
+    kv_u(1, wbytes - 10u);
+    kv_u(2, 11);
+    CHECK(request(TR_MSG_WEIGHTS_READ, req_buf, req.len, &r, &b) && err_code(&r, &b) == 13, "read past the end: BAD_ARG");
+    /* SAMPLES: wrong size, then a batch of 4. */
+    for (i = 0; i < sizeof batch; i++) {
+        batch[i] = (uint8_t)(i * 7u);
+    }
+    body_begin(4);
+    kv_u(1, 0);
+    kv_u(2, 63);
+    kv_b(3, labels, 4);
+    kv_b(4, batch, 4 * 63);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12, "BAD_SAMPLE size");
+    body_begin(4);
+    kv_u(1, 100);
+    kv_u(2, 64);
+    kv_b(3, labels, 4);
+    kv_b(4, batch, sizeof batch);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && tr_body_u32(&b, 2, &v) == TR_OK && v == 4,
+          "4 samples held");
+    CHECK(dev.samples_held == 4u, "samples_held");
+    /* TRAIN exactly once. */
+    body_begin(4);
+    kv_u(1, 10);
+    kv_u(2, 100);
+    kv_u(3, 4);
+    kv_u(4, 20000);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN, "TRAIN applied");
+    {
+        tr_cbor_reader rd;
+        size_t nrec, k, cnt;
+        int dup = 1;
+        uint32_t ctr = 0;
+
+        tr_cbor_reader_init(&rd, b.buf, b.len);
+        rd.pos = b.off[2];
+        CHECK(tr_cbor_read_bool(&rd, &dup) == TR_OK && dup == 0, "not a duplicate");
+        rd.pos = b.off[4];
+        CHECK(tr_cbor_read_array(&rd, &nrec) == TR_OK && nrec == 4, "4 records");
+        for (k = 0; k < nrec; k++) {
+            tr_cbor_read_array(&rd, &cnt);
+            CHECK(cnt == 5, "record of 5");
+            tr_cbor_skip(&rd);
+            CHECK(tr_cbor_read_u32(&rd, &ctr) == TR_OK && ctr == 1000u, "step measured by the port counter");
+            tr_cbor_skip(&rd);
+            tr_cbor_skip(&rd);
+            tr_cbor_skip(&rd);
+        }
+    }
+    CHECK(tr_body_u32(&b, 3, &applied) == TR_OK && applied == 4, "4 steps applied");
+    first_len = r.body_len;
+    memcpy(first_commit, r.body, first_len);
+    /* The retransmit: duplicate with the same records, nothing applied. */
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && tr_body_u32(&b, 3, &applied) == TR_OK && applied == 4,
+          "retransmit not applied");
+    CHECK(r.body_len == first_len && memcmp(r.body + 3, first_commit + 3, first_len - 3) != 0 &&
+              memcmp(r.body + 5, first_commit + 5, first_len - 5) == 0, "duplicate: true, same records");
+    /* Step 12, then the late step 11 (applied once), then 11 again. */
+    body_begin(4);
+    kv_u(1, 12);
+    kv_u(2, 100);
+    kv_u(3, 1);
+    kv_u(4, 20000);
+    request(TR_MSG_TRAIN, req_buf, req.len, &r, &b);
+    body_begin(4);
+    kv_u(1, 11);
+    kv_u(2, 101);
+    kv_u(3, 1);
+    kv_u(4, 20000);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && tr_body_u32(&b, 3, &applied) == TR_OK && applied == 6,
+          "late step 11 applied");
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && tr_body_u32(&b, 3, &applied) == TR_OK && applied == 6,
+          "step 11 only once");
+    body_begin(4);
+    kv_u(1, 13);
+    kv_u(2, 104);
+    kv_u(3, 1);
+    kv_u(4, 20000);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12, "sample not held: BAD_SAMPLE");
+    /* WEIGHTS_INFO sees the trained weights. */
+    CHECK(request(TR_MSG_WEIGHTS_INFO, NULL, 0, &r, &b) && tr_body_bytes(&b, 1, &p, &n) == TR_OK &&
+              memcmp(p, wsha0, 32) != 0 && tr_body_u32(&b, 3, &v) == TR_OK && v == 6, "weights changed, 6 steps");
+    /* A half-written weights blob is never live. */
+    tr_sha256(snap, wbytes, sha);
+    body_begin(2);
+    kv_u(1, wbytes);
+    kv_b(2, sha, 32);
+    request(TR_MSG_WEIGHTS_BEGIN, req_buf, req.len, &r, &b);
+    body_begin(2);
+    kv_u(1, 0);
+    kv_b(2, snap, 64);
+    request(TR_MSG_WEIGHTS_CHUNK, req_buf, req.len, &r, &b);
+    body_begin(1);
+    kv_b(1, sha, 32);
+    CHECK(request(TR_MSG_WEIGHTS_COMMIT, req_buf, req.len, &r, &b) && err_code(&r, &b) == 6, "weights INCOMPLETE");
+    CHECK(request(TR_MSG_WEIGHTS_INFO, NULL, 0, &r, &b) && tr_body_bytes(&b, 1, &p, &n) == TR_OK &&
+              memcmp(p, wsha0, 32) != 0, "still the trained weights");
+    /* Roll back to the snapshot. */
+    CHECK(upload(TR_MSG_WEIGHTS_BEGIN, snap, wbytes, &r, &b) && r.type == TR_MSG_WEIGHTS_COMMIT &&
+              tr_body_bytes(&b, 1, &p, &n) == TR_OK && memcmp(p, wsha0, 32) == 0, "rollback to the snapshot");
+    CHECK(upload(TR_MSG_WEIGHTS_BEGIN, snap, wbytes - 1u, &r, &b) == 1 && err_code(&r, &b) == 11, "BAD_WEIGHTS size");
+    /* EVAL and INFER. */
+    body_begin(2);
+    kv_u(1, 100);
+    kv_u(2, 4);
+    CHECK(request(TR_MSG_EVAL, req_buf, req.len, &r, &b) && r.type == TR_MSG_EVAL && tr_body_u32(&b, 1, &v) == TR_OK &&
+              v == 4 && tr_body_u32(&b, 2, &v) == TR_OK && v <= 4, "EVAL");
+    body_begin(1);
+    kv_b(1, batch, 64);
+    CHECK(request(TR_MSG_INFER, req_buf, req.len, &r, &b) && r.type == TR_MSG_INFER && tr_body_u32(&b, 1, &v) == TR_OK &&
+              v < 4 && tr_body_bytes(&b, 2, &p, &n) == TR_OK && n == 4, "INFER: class and 4 logits");
+    body_begin(1);
+    kv_b(1, batch, 63);
+    CHECK(request(TR_MSG_INFER, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12, "INFER wrong size");
+    /* STATS. */
+    CHECK(request(TR_MSG_STATS, NULL, 0, &r, &b) && tr_body_u32(&b, 1, &v) == TR_OK && v == 6 &&
+              tr_body_u32(&b, 2, &v) == TR_OK && v == 12 && tr_body_u32(&b, 7, &v) == TR_OK && v == 4 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v > 0 && tr_body_bytes(&b, 8, &p, &n) == TR_OK && n == 32,
+          "STATS");
+    /* A new model resets the step memory. */
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "reload");
+    body_begin(4);
+    kv_u(1, 10);
+    kv_u(2, 100);
+    kv_u(3, 1);
+    kv_u(4, 20000);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && tr_body_u32(&b, 3, &applied) == TR_OK && applied == 1,
+          "step 10 applies again on the new model");
+}
+
+int main(void)
+{
+    tr_device_config cfg = {MAX_FRAME, 4, SLOTS, SAMPLE_MAX, BLOB_MAX, ARENA, 64};
+    tr_device_mem mem = {rx_buf, body_buf, wire_buf, samples, meta, staging, granules,
+                         (uint8_t *)arena_words, records};
+    tr_device_port port;
+    tr_frame f;
+    tr_body b;
+
+    memset(&port, 0, sizeof port);
+    port.tx = cap_tx;
+    port.counter = counter;
+    port.reset = do_reset;
+    port.info.board = "test-board";
+    port.info.counter = "ns";
+    port.boot_id = 0xC0FFEE;
+    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, "init");
+    CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &f) == TR_OK && f.type == TR_MSG_EVENT &&
+              (f.flags & TR_FRAME_FLAG_DEV) && f.body_len == 3 && memcmp(f.body, "\xa1\x01\x01", 3) == 0,
+          "EVENT BOOT at start");
+    test_link();
+    test_model_and_training();
+    CHECK(request(TR_MSG_RESET, NULL, 0, &f, &b) && f.type == TR_MSG_RESET && resets == 1, "RESET via the port");
+    TEST_DONE("test_device");
+}
