@@ -64,7 +64,11 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
         { id: 'ghost', path: path.join(dir, 'no-such-port'), board: 'host-twin', tags: ['lab'] },
       ],
     });
-    await until(() => app.devices.list().filter((b) => b.status === 'online').length === BOARDS, 15_000, 'twins online');
+    const online = (): number => app.devices.list().filter((b) => b.status === 'online').length;
+    await until(() => online() === BOARDS, 15_000, 'twins online').catch(() => {
+      const why = app.devices.list().map((b) => `${b.id}: ${b.status} (${b.lastError ?? 'no error'})`).join('; ');
+      throw new Error(`only ${online()} of ${BOARDS} twins came online: ${why}`);
+    });
   });
 
   afterAll(async () => {
