@@ -12,6 +12,8 @@ tr_status tr_handle_hello(tr_device *d, const tr_body *req, tr_reply *rep)
     tr_cbor_writer *w = &rep->w;
     const tr_board_info *b = &d->port.info;
 
+    (void)req;
+
     tr_cbor_write_map(w, 17);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, 1);
@@ -55,6 +57,9 @@ tr_status tr_handle_ping(tr_device *d, const tr_body *req, tr_reply *rep)
     const uint8_t *data = NULL;
     size_t n = 0;
 
+    (void)d;
+    (void)req;
+
     if (tr_body_opt_bytes(req, 1, &data, &n) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
     }
@@ -66,6 +71,8 @@ tr_status tr_handle_ping(tr_device *d, const tr_body *req, tr_reply *rep)
 
 tr_status tr_handle_reset(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
     if (d->port.reset == NULL) {
         return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
     }
@@ -78,6 +85,8 @@ tr_status tr_handle_stats(tr_device *d, const tr_body *req, tr_reply *rep)
 {
     tr_cbor_writer *w = &rep->w;
     uint32_t peak = d->arena_peak;
+
+    (void)req;
 
 #ifdef TR_WITH_ENGINE
     if (d->engine != NULL && tr_engine_arena_peak(d->engine) > peak) {

@@ -30,11 +30,15 @@ static tr_status begin(tr_device *d, const tr_body *req, tr_reply *rep, uint8_t 
 
 tr_status tr_handle_model_begin(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
     return begin(d, req, rep, TR_STAGED_MODEL);
 }
 
 tr_status tr_handle_weights_begin(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
     return begin(d, req, rep, TR_STAGED_WEIGHTS);
 }
 
@@ -43,6 +47,9 @@ tr_status tr_handle_chunk(tr_device *d, const tr_body *req, tr_reply *rep)
     uint32_t off, g, first, last;
     const uint8_t *data;
     size_t n;
+
+    (void)d;
+    (void)req;
 
     if (tr_body_u32(req, 1, &off) != TR_OK || tr_body_bytes(req, 2, &data, &n) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
@@ -157,6 +164,8 @@ static tr_status live_weights(tr_device *d, const uint8_t **w, size_t *n)
 
 tr_status tr_handle_model_commit(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
 #ifdef TR_WITH_ENGINE
     uint8_t wsha[32];
     uint32_t wbytes;
@@ -229,6 +238,9 @@ tr_status tr_handle_weights_commit(tr_device *d, const tr_body *req, tr_reply *r
     tr_status s;
     int ok;
 
+    (void)d;
+    (void)req;
+
     s = check_staged(d, req, rep, TR_STAGED_WEIGHTS, &ok);
     if (!ok) {
         return s;
@@ -272,6 +284,9 @@ tr_status tr_handle_weights_info(tr_device *d, const tr_body *req, tr_reply *rep
     uint32_t wbytes;
     tr_status s;
 
+    (void)d;
+    (void)req;
+
 #ifdef TR_WITH_ENGINE
     if (d->engine == NULL) {
         return tr_reply_error(rep, TR_E_NO_MODEL);
@@ -298,6 +313,9 @@ tr_status tr_handle_weights_read(tr_device *d, const tr_body *req, tr_reply *rep
     const uint8_t *w;
     size_t n;
     tr_status s;
+
+    (void)d;
+    (void)req;
 
     if (tr_body_u32(req, 1, &off) != TR_OK || tr_body_u32(req, 2, &len) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);

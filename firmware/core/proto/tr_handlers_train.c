@@ -10,6 +10,9 @@ tr_status tr_handle_samples(tr_device *d, const tr_body *req, tr_reply *rep)
     const uint8_t *labels, *data;
     size_t nl, nd;
 
+    (void)d;
+    (void)req;
+
     if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &sb) != TR_OK ||
         tr_body_bytes(req, 3, &labels, &nl) != TR_OK || tr_body_bytes(req, 4, &data, &nd) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
@@ -125,6 +128,8 @@ static tr_status train_reply(tr_device *d, tr_reply *rep, uint32_t step_id, int 
 
 tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
 #ifdef TR_WITH_ENGINE
     uint32_t step_id, index, count, i;
     tr_train_params p;
@@ -216,6 +221,8 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
 
 tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
 #ifdef TR_WITH_ENGINE
     uint32_t index, count, i, correct = 0;
     uint64_t loss = 0, counter = 0;
@@ -264,6 +271,8 @@ tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
 
 tr_status tr_handle_infer(tr_device *d, const tr_body *req, tr_reply *rep)
 {
+    (void)d;
+    (void)req;
 #ifdef TR_WITH_ENGINE
     const uint8_t *x;
     uint8_t *logits;
