@@ -23,14 +23,7 @@
 #define BLOB_MAX 8192u
 #define ARENA (64u * 1024u)
 
-static uint8_t rx_buf[MAX_FRAME], body_buf[MAX_FRAME], wire_buf[TR_FRAME_WIRE_MAX(MAX_FRAME)];
-static uint8_t samples[SLOTS * SAMPLE_MAX];
-static tr_sample_meta meta[SLOTS];
-static uint8_t staging[BLOB_MAX];
-static uint8_t granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
-static uint64_t arena_words[ARENA / 8u];
-static tr_train_record records[64];
-static tr_device dev;
+#include "../tests/proto/device_fixture.h"
 static uint64_t clock_ns;
 static size_t sent;
 
@@ -134,9 +127,8 @@ static void walk_cbor(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    tr_device_config cfg = {MAX_FRAME, 4, SLOTS, SAMPLE_MAX, BLOB_MAX, ARENA, 64};
-    tr_device_mem mem = {rx_buf, body_buf, wire_buf, samples, meta, staging, granules,
-                         (uint8_t *)arena_words, records};
+    tr_device_config cfg;
+    tr_device_mem mem;
     tr_device_port port;
     uint8_t mode;
 
@@ -156,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0u) {
         return 0;
     }
+    fixture_setup(&cfg, &mem);
     memset(&port, 0, sizeof port);
     port.tx = sink;
     port.counter = counter;

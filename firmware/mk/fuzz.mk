@@ -13,7 +13,7 @@ FUZZ_SRCS := $(CORE_SRCS) ports/host/trainer_model.c
 FUZZ_CFLAGS := -std=c99 -g -O1 -Icore -DTR_WITH_ENGINE -ffp-contract=off \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-$(FUZZ_BIN): fuzz/fuzz_device.c $(FUZZ_SRCS) $(wildcard core/*/*.h)
+$(FUZZ_BIN): fuzz/fuzz_device.c tests/proto/device_fixture.h $(FUZZ_SRCS) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_device.c $(FUZZ_SRCS) -o $@ -lm
 

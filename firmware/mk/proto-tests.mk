@@ -13,11 +13,11 @@ PROTO_TEST_BINS := $(patsubst %,$(BUILD)/proto-tests/%,$(PROTO_TEST_NAMES))
 PROTO_TEST_SAN_BINS := $(patsubst %,$(BUILD)/proto-tests-san/%,$(PROTO_TEST_NAMES))
 PROTO_VECTORS := ../protocol/vectors
 
-$(BUILD)/proto-tests/%: tests/proto/%.c tests/proto/proto_test.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
+$(BUILD)/proto-tests/%: tests/proto/%.c tests/proto/proto_test.h tests/proto/device_fixture.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(PROTO_TEST_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
 
-$(BUILD)/proto-tests-san/%: tests/proto/%.c tests/proto/proto_test.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
+$(BUILD)/proto-tests-san/%: tests/proto/%.c tests/proto/proto_test.h tests/proto/device_fixture.h $(PROTO_TEST_SRCS) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(PROTO_TEST_SAN_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
 
@@ -28,3 +28,19 @@ proto-test: $(PROTO_TEST_BINS) $(PROTO_TEST_SAN_BINS)
 		$$t $(PROTO_VECTORS); done
 
 TEST_TARGETS += proto-test
+
+# The protocol core must build warning-free for ARMv6-M and ARMv7E-M, with and
+# without the engine (the QEMU and Zephyr ports compile these files).
+PROTO_ARM_CC ?= arm-none-eabi-gcc
+PROTO_ARM_SRCS := $(sort $(wildcard core/proto/*.c core/cbor/*.c core/crypto/*.c))
+
+$(BUILD)/proto-arm/%.ok: $(PROTO_ARM_SRCS) $(wildcard core/*/*.h)
+	@mkdir -p $(dir $@)
+	@set -e; for f in $(PROTO_ARM_SRCS); do for e in "" -DTR_WITH_ENGINE; do \
+		$(PROTO_ARM_CC) -std=c99 -Os -Wall -Wextra -Werror -Icore -mthumb -mcpu=cortex-$* $$e \
+			-c $$f -o $(BUILD)/proto-arm/$*.o; done; done
+	@touch $@
+
+.PHONY: proto-arm-check
+proto-arm-check: $(BUILD)/proto-arm/m0plus.ok $(BUILD)/proto-arm/m4.ok
+TEST_TARGETS += proto-arm-check

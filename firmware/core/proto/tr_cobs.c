@@ -15,6 +15,19 @@ tr_status tr_cobs_encoder_init(tr_cobs_encoder *e, uint8_t *out, size_t cap)
     return TR_OK;
 }
 
+/* Writes the current block's code byte and opens the next block. */
+static int close_block(tr_cobs_encoder *e)
+{
+    if (e->len >= e->cap) {
+        e->status = TR_ERR_NOMEM;
+        return 0;
+    }
+    e->out[e->code_pos] = e->code;
+    e->code_pos = e->len++;
+    e->code = 1;
+    return 1;
+}
+
 tr_status tr_cobs_encoder_put(tr_cobs_encoder *e, const uint8_t *data, size_t len)
 {
     size_t i;
@@ -25,23 +38,11 @@ tr_status tr_cobs_encoder_put(tr_cobs_encoder *e, const uint8_t *data, size_t le
     for (i = 0; i < len && e->status == TR_OK; i++) {
         /* A full block is closed only when more data follows, so 254 data
          * bytes at the end encode without a trailing 0x01 block. */
-        if (e->code == 0xFFu) {
-            if (e->len >= e->cap) {
-                e->status = TR_ERR_NOMEM;
-                break;
-            }
-            e->out[e->code_pos] = e->code;
-            e->code_pos = e->len++;
-            e->code = 1;
+        if (e->code == 0xFFu && !close_block(e)) {
+            break;
         }
         if (data[i] == 0u) {
-            if (e->len >= e->cap) {
-                e->status = TR_ERR_NOMEM;
-                break;
-            }
-            e->out[e->code_pos] = e->code;
-            e->code_pos = e->len++;
-            e->code = 1;
+            close_block(e);
             continue;
         }
         if (e->len >= e->cap) {

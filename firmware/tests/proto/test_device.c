@@ -20,14 +20,7 @@
 #define BLOB_MAX (64u * 1024u)
 #define ARENA (256u * 1024u)
 
-static uint8_t rx_buf[MAX_FRAME], body_buf[MAX_FRAME], wire_buf[TR_FRAME_WIRE_MAX(MAX_FRAME)];
-static uint8_t samples[SLOTS * SAMPLE_MAX];
-static tr_sample_meta meta[SLOTS];
-static uint8_t staging[BLOB_MAX];
-static uint8_t granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
-static uint64_t arena_words[ARENA / 8u];
-static tr_train_record records[64];
-static tr_device dev;
+#include "device_fixture.h"
 
 /* What the device sent: wire bytes, decoded into frames on demand. */
 static uint8_t sent[64 * 1024];
@@ -491,13 +484,13 @@ static void test_model_and_training(void)
 
 int main(void)
 {
-    tr_device_config cfg = {MAX_FRAME, 4, SLOTS, SAMPLE_MAX, BLOB_MAX, ARENA, 64};
-    tr_device_mem mem = {rx_buf, body_buf, wire_buf, samples, meta, staging, granules,
-                         (uint8_t *)arena_words, records};
+    tr_device_config cfg;
+    tr_device_mem mem;
     tr_device_port port;
     tr_frame f;
     tr_body b;
 
+    fixture_setup(&cfg, &mem);
     memset(&port, 0, sizeof port);
     port.tx = cap_tx;
     port.counter = counter;
