@@ -114,6 +114,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.arena_bytes &= ~7u;
+    cfg.sample_bytes_max = cfg.max_frame;   /* with no model a sample may fill a frame */
 
     master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
