@@ -44,3 +44,13 @@ $(BUILD)/proto-arm/%.ok: $(PROTO_ARM_SRCS) $(wildcard core/*/*.h)
 .PHONY: proto-arm-check
 proto-arm-check: $(BUILD)/proto-arm/m0plus.ok $(BUILD)/proto-arm/m4.ok
 TEST_TARGETS += proto-arm-check
+
+# The twin as a process over a real PTY.
+$(BUILD)/proto-tests/twin_pty: tests/proto/twin_pty.c tests/proto/proto_test.h $(PROTO_TEST_SRCS)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(PROTO_TEST_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
+
+.PHONY: twin-pty-test
+twin-pty-test: $(BUILD)/proto-tests/twin_pty $(TWIN)
+	$(BUILD)/proto-tests/twin_pty $(TWIN)
+TEST_TARGETS += twin-pty-test
