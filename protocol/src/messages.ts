@@ -4,6 +4,7 @@
 import { MsgType } from './constants.js';
 import { decodeBody, encodeBody, type CborMap, type CborValue } from './cbor.js';
 import { ProtocolError } from './errors.js';
+import { decodeFrame, type Frame } from './frame.js';
 
 /** u: unsigned integer, b: byte string, t: text, bool, a: array. */
 export type FieldType = 'u' | 'b' | 't' | 'bool' | 'a';
@@ -221,3 +222,39 @@ export function decodeTrainRecords(v: unknown): TrainRecord[] {
 
 export const encodeTrainRecords = (records: TrainRecord[]): CborValue[] =>
   records.map((r) => [r.lossPpm, r.counter, r.updatedPpm, r.correct, r.peakRam]);
+
+export type MessageDirection = 'request' | 'response' | 'device';
+
+export interface DecodedMessage {
+  frame: Frame;
+  direction: MessageDirection;
+  /** Body fields by name (ERROR responses: code, name, detail?, message?). */
+  values: Record<string, unknown>;
+}
+
+const CBOR_DEFECTS = new Set(['TRUNCATED', 'INDEFINITE', 'FLOAT', 'TAG', 'TOO_DEEP', 'BAD_KEY', 'TRAILING', 'BAD_CBOR']);
+
+/**
+ * Decode wire bytes down to validated fields, as a receiver must (SPEC §1, §2).
+ * Throws ProtocolError whose code is one of the vector errors: BAD_COBS,
+ * TOO_SHORT, TOO_LONG, BAD_CRC (dropped, the device NAKs) or BAD_VERSION,
+ * UNKNOWN_TYPE, BAD_CBOR, BAD_BODY (the device answers ERROR).
+ */
+export function decodeMessage(wire: Uint8Array, maxRaw?: number): DecodedMessage {
+  const frame = decodeFrame(wire, maxRaw);
+  if (frame.ver !== 1) throw new ProtocolError('BAD_VERSION', `version ${frame.ver}`);
+  const direction: MessageDirection = frame.flags & 0x02 ? 'device' : frame.flags & 0x01 ? 'response' : 'request';
+  let fields: Field[] | undefined;
+  if (direction === 'device') fields = DEVICE_BODIES[frame.type] && frame.type !== MsgType.ERROR ? DEVICE_BODIES[frame.type] : undefined;
+  else if (direction === 'response' && frame.type === MsgType.ERROR) fields = DEVICE_BODIES[MsgType.ERROR];
+  else fields = SCHEMAS[frame.type]?.[direction];
+  if (!fields) throw new ProtocolError('UNKNOWN_TYPE', `no ${direction} of type 0x${frame.type.toString(16)}`);
+  let m: CborMap;
+  try {
+    m = decodeBody(frame.body);
+  } catch (err) {
+    if (err instanceof ProtocolError && CBOR_DEFECTS.has(err.code)) throw new ProtocolError('BAD_CBOR', err.message);
+    throw err;
+  }
+  return { frame, direction, values: readFields(m, fields, `${direction} 0x${frame.type.toString(16)}`) };
+}
