@@ -150,6 +150,8 @@ export interface LinkCounters {
   timeouts: number;
   /** responses that matched nothing outstanding (late answers to retransmits) */
   lateResponses: number;
+  /** pipelined requests withdrawn and sent again as smaller ones because the line lost them */
+  splits: number;
 }
 
 export interface SessionLogger {
@@ -163,7 +165,7 @@ export interface SessionOptions {
   timeoutMs?: number;
   /** Alias of timeoutMs. */
   requestTimeoutMs?: number;
-  /** Retransmits before a request fails with TimeoutError (default 5). */
+  /** Time-outs (each followed by a retransmit) before a request fails with TimeoutError (default 8). */
   retries?: number;
   /** Interval between HELLOs during the handshake (default 250 ms). */
   helloIntervalMs?: number;
@@ -189,14 +191,22 @@ interface Pending {
   retransmit: boolean;
   baseTimeoutMs: number;
   attempts: number;
-  maxAttempts: number;
+  /** time-outs so far; NAK-driven and fast retransmits do not count (the device is alive) */
+  expiries: number;
+  maxExpiries: number;
   sentOrder: number;
   timer: NodeJS.Timeout | null;
+  /** Pipelined transfers: units this request carries and the size the line allows now; a retransmit above it is split instead. */
+  resize?: { units: number; step: () => number };
   resolve(v: Record<string, unknown>): void;
   reject(e: Error): void;
 }
 
+/** A pipelined request withdrawn before a retransmit so its range goes again in smaller pieces. */
+class SplitRequest extends Error {}
+
 interface RequestOptions {
+  resize?: { units: number; step: () => number };
   barrier?: boolean;
   retransmit?: boolean;
   timeoutMs?: number;
@@ -232,6 +242,7 @@ export class BoardSession extends EventEmitter {
     naks: 0,
     timeouts: 0,
     lateResponses: 0,
+    splits: 0,
   };
 
   private readonly stream: Duplex;
@@ -249,6 +260,9 @@ export class BoardSession extends EventEmitter {
   private writesPending = 0;
   private nudgeTimer: NodeJS.Timeout | null = null;
   private rehelloing: Promise<HelloInfo> | null = null;
+  private readonly roomWaiters: (() => void)[] = [];
+  /** Fraction of the full frame size pipelined transfers use: halved on each retransmit, grown back on clean answers. */
+  private sizeScale = 1;
   private readonly onData = (chunk: Buffer): void => {
     this.counters.bytesRx += chunk.length;
     this.splitter.push(chunk);
@@ -263,7 +277,7 @@ export class BoardSession extends EventEmitter {
     this.log = opts.log ?? {};
     this.opts = {
       timeoutMs: opts.timeoutMs ?? opts.requestTimeoutMs ?? 1000,
-      retries: opts.retries ?? 5,
+      retries: opts.retries ?? 8,
       helloIntervalMs: opts.helloIntervalMs ?? 250,
       helloTimeoutMs: opts.helloTimeoutMs ?? 15_000,
       msPerSample: opts.msPerSample ?? 250,
@@ -372,20 +386,15 @@ export class BoardSession extends EventEmitter {
     const info = await this.weightsInfo();
     const total = info.weightsBytes;
     const bytes = new Uint8Array(total);
-    const step = chunkBytes(this.hello.maxFrame);
-    const reads: Promise<void>[] = [];
-    for (let offset = 0; offset < total; offset += step) {
-      const length = Math.min(step, total - offset);
-      reads.push(
-        this.request(MsgType.WEIGHTS_READ, { offset, length }).then((r) => {
-          const data = r.data as Uint8Array;
-          if (num(r.offset) !== offset || data.length !== length)
-            throw new ProtocolError('BAD_BODY', `WEIGHTS_READ at ${offset}: got ${data.length} bytes at ${num(r.offset)}`);
-          bytes.set(data, offset);
-        }),
-      );
-    }
-    await settleAll(reads);
+    const readStep = (): number => Math.max(16, Math.floor(chunkBytes(this.hello.maxFrame) * this.sizeScale));
+    await this.pipelined(total, readStep, (offset, length, resize) =>
+      this.request(MsgType.WEIGHTS_READ, { offset, length }, { resize }).then((r) => {
+        const data = r.data as Uint8Array;
+        if (num(r.offset) !== offset || data.length !== length)
+          throw new ProtocolError('BAD_BODY', `WEIGHTS_READ at ${offset}: got ${data.length} bytes at ${num(r.offset)}`);
+        bytes.set(data, offset);
+      }),
+    );
     const got = hex(sha256(bytes));
     if (got !== info.sha256) throw new ProtocolError('HASH_MISMATCH', `weights read back hash to ${got}, the device said ${info.sha256}`);
     return { ...info, bytes };
@@ -398,24 +407,15 @@ export class BoardSession extends EventEmitter {
       throw new ProtocolError('BAD_VALUE', `${data.length} data bytes for ${count} samples of ${sampleBytes} bytes`);
     const per = samplesPerFrame(this.hello.maxFrame, sampleBytes);
     if (per < 1) throw new ProtocolError('TOO_LARGE', `a sample of ${sampleBytes} bytes does not fit max_frame ${this.hello.maxFrame}`);
-    const sends: Promise<void>[] = [];
-    for (let i = 0; i < count; i += per) {
-      const n = Math.min(per, count - i);
+    const frames = await this.pipelined(count, () => Math.max(1, Math.floor(per * this.sizeScale)), (i, n, resize) => {
       const at = index + i;
-      sends.push(
-        this.request(MsgType.SAMPLES, {
-          index: at,
-          sampleBytes,
-          labels: labels.subarray(i, i + n),
-          data: data.subarray(i * sampleBytes, (i + n) * sampleBytes),
-        }).then((r) => {
-          if (num(r.index) !== at || num(r.count) !== n)
-            throw new ProtocolError('BAD_BODY', `SAMPLES at ${at}: device stored ${num(r.count)} at ${num(r.index)}`);
-        }),
-      );
-    }
-    await settleAll(sends);
-    return { count, frames: sends.length };
+      const body = { index: at, sampleBytes, labels: labels.subarray(i, i + n), data: data.subarray(i * sampleBytes, (i + n) * sampleBytes) };
+      return this.request(MsgType.SAMPLES, body, { resize }).then((r) => {
+        if (num(r.index) !== at || num(r.count) !== n)
+          throw new ProtocolError('BAD_BODY', `SAMPLES at ${at}: device stored ${num(r.count)} at ${num(r.index)}`);
+      });
+    });
+    return { count, frames };
   }
 
   /** One TRAIN (a barrier); retransmits are safe: the device deduplicates by stepId. */
@@ -474,9 +474,11 @@ export class BoardSession extends EventEmitter {
         retransmit: o.retransmit ?? true,
         baseTimeoutMs: o.timeoutMs ?? this.opts.timeoutMs,
         attempts: 0,
-        maxAttempts: (o.retransmit ?? true) ? 1 + (o.retries ?? this.opts.retries) : 1,
+        expiries: 0,
+        maxExpiries: (o.retransmit ?? true) ? 1 + (o.retries ?? this.opts.retries) : 1,
         sentOrder: 0,
         timer: null,
+        resize: o.resize,
         resolve,
         reject,
       });
@@ -536,19 +538,74 @@ export class BoardSession extends EventEmitter {
   private async stage(beginType: number, chunkType: number, blob: Uint8Array): Promise<Uint8Array> {
     const digest = sha256(blob);
     await this.request(beginType, { size: blob.length, sha256: digest }, { barrier: true });
-    const step = chunkBytes(this.hello.maxFrame);
-    const chunks: Promise<void>[] = [];
-    for (let offset = 0; offset < blob.length; offset += step) {
-      const data = blob.subarray(offset, Math.min(blob.length, offset + step));
-      chunks.push(
-        this.request(chunkType, { offset, data }).then((r) => {
-          if (num(r.offset) !== offset || num(r.length) !== data.length)
-            throw new ProtocolError('BAD_BODY', `${msgTypeName(chunkType)} at ${offset}: device took ${num(r.length)} at ${num(r.offset)}`);
-        }),
-      );
-    }
-    await settleAll(chunks);
+    await this.pipelined(blob.length, () => this.blobStep(), (offset, length, resize) => {
+      const data = blob.subarray(offset, offset + length);
+      return this.request(chunkType, { offset, data }, { resize }).then((r) => {
+        if (num(r.offset) !== offset || num(r.length) !== data.length)
+          throw new ProtocolError('BAD_BODY', `${msgTypeName(chunkType)} at ${offset}: device took ${num(r.length)} at ${num(r.offset)}`);
+      });
+    }, GRANULE);
     return digest;
+  }
+
+  /** Chunk or read length now: the largest granule multiple for max_frame, scaled down while the line loses frames. */
+  private blobStep(): number {
+    const full = chunkBytes(this.hello.maxFrame);
+    return Math.max(GRANULE, Math.floor((full * this.sizeScale) / GRANULE) * GRANULE);
+  }
+
+  /**
+   * Issue `total` units as pipelined requests, each sized by `step()` when it
+   * is issued (so sizes follow the line), at most a window ahead. Resolves with
+   * the number of requests once all are answered; the first failure stops
+   * issuing and is thrown after the rest settle.
+   */
+  private async pipelined(
+    total: number,
+    step: () => number,
+    issue: (offset: number, units: number, resize: { units: number; step: () => number }) => Promise<void>,
+    align = 1,
+  ): Promise<number> {
+    const again: [number, number][] = [];
+    const inflight = new Set<Promise<void>>();
+    let next = 0;
+    let count = 0;
+    let failure: unknown = null;
+    while (failure === null) {
+      let range = again.shift();
+      if (!range) {
+        if (next >= total) {
+          if (inflight.size === 0) break;
+          await Promise.race(inflight);
+          continue;
+        }
+        range = [next, Math.min(step(), total - next)];
+        next += range[1];
+      }
+      await this.room();
+      if (failure !== null) break;
+      const [offset, n] = range;
+      count++;
+      const p: Promise<void> = issue(offset, n, { units: n, step })
+        .catch((err: unknown) => {
+          if (err instanceof SplitRequest) {
+            const s = Math.max(align, Math.floor(Math.min(step(), Math.ceil(n / 2)) / align) * align);
+            for (let o = offset; o < offset + n; o += s) again.push([o, Math.min(s, offset + n - o)]);
+          } else failure ??= err;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+    if (failure !== null) throw failure;
+    return count;
+  }
+
+  /** Resolves when one more request can go into the window without queueing. */
+  private room(): Promise<void> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.queue.length + this.outstanding.size < this.window) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   private workTimeout(count: number): number {
@@ -588,6 +645,16 @@ export class BoardSession extends EventEmitter {
 
   private transmit(p: Pending): void {
     if (this.closedError || !p.wire) return;
+    if (p.attempts > 0 && p.resize && p.resize.units > 1) {
+      this.sizeScale = Math.max(1 / 64, this.sizeScale / 2);
+      if (p.resize.units > p.resize.step()) {
+        // too big for this line: withdraw it, its range goes again in smaller requests (positions make that safe)
+        this.counters.splits++;
+        this.finish(p);
+        p.reject(new SplitRequest());
+        return;
+      }
+    }
     p.attempts++;
     p.sentOrder = ++this.sendCounter;
     if (p.attempts > 1) this.counters.retransmits++;
@@ -609,7 +676,8 @@ export class BoardSession extends EventEmitter {
     p.timer = null;
     if (this.outstanding.get(p.seq) !== p) return;
     this.counters.timeouts++;
-    if (p.attempts < p.maxAttempts) {
+    p.expiries++;
+    if (p.expiries < p.maxExpiries) {
       this.log.debug?.({ type: msgTypeName(p.type), seq: p.seq, attempt: p.attempts + 1 }, 'retransmit after time-out');
       this.transmit(p);
       return;
@@ -624,7 +692,11 @@ export class BoardSession extends EventEmitter {
     this.outstanding.delete(p.seq);
     this.inFlightBytes -= p.wire?.length ?? 0;
     if (p.barrier) this.barrierActive = false;
-    queueMicrotask(() => this.pump());
+    if (p.attempts === 1) this.sizeScale = Math.min(1, this.sizeScale + 1 / 32);
+    queueMicrotask(() => {
+      this.pump();
+      while (this.roomWaiters.length > 0 && this.queue.length + this.outstanding.size < this.window) this.roomWaiters.shift()!();
+    });
   }
 
   private onFrame(encoded: Uint8Array): void {
@@ -634,6 +706,8 @@ export class BoardSession extends EventEmitter {
     } catch (err) {
       if (err instanceof ProtocolError && err.code === 'BAD_CRC') this.counters.crcErrors++;
       else this.counters.badFrames++;
+      // the device answers in order, so a damaged frame was most likely the oldest request's answer
+      this.resendOldest('damaged frame from the device');
       return;
     }
     this.counters.framesRx++;
@@ -686,6 +760,14 @@ export class BoardSession extends EventEmitter {
     }
   }
 
+  private resendOldest(why: string): void {
+    let oldest: Pending | undefined;
+    for (const p of this.outstanding.values()) if (!oldest || p.sentOrder < oldest.sentOrder) oldest = p;
+    if (!oldest?.retransmit) return;
+    this.log.debug?.({ type: msgTypeName(oldest.type), seq: oldest.seq, why }, 'retransmit oldest');
+    this.transmit(oldest);
+  }
+
   private onDeviceFrame(f: Frame): void {
     let b: Record<string, unknown>;
     try {
@@ -696,10 +778,8 @@ export class BoardSession extends EventEmitter {
     }
     if (f.type === MsgType.NAK) {
       this.counters.naks++;
-      const target =
-        b.seq === undefined
-          ? [...this.outstanding.values()].sort((a, c) => a.sentOrder - c.sentOrder)[0]
-          : this.outstanding.get(num(b.seq));
+      if (b.seq === undefined) return this.resendOldest('NAK');
+      const target = this.outstanding.get(num(b.seq));
       if (target?.retransmit) {
         this.log.debug?.({ type: msgTypeName(target.type), seq: target.seq }, 'retransmit after NAK');
         this.transmit(target);
@@ -773,12 +853,6 @@ export class BoardSession extends EventEmitter {
       if (p.timer) clearTimeout(p.timer);
       p.reject(err);
     }
+    for (const w of this.roomWaiters.splice(0)) w();
   }
-}
-
-/** Wait for every promise; reject with the first failure once all have settled (no dangling rejections). */
-async function settleAll(ps: Promise<void>[]): Promise<void> {
-  const rs = await Promise.allSettled(ps);
-  const bad = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (bad) throw bad.reason;
 }
