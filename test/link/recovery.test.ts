@@ -8,7 +8,6 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readIdxGz } from '../../server/src/datasets/idx.js';
 import { retransmits } from '../../bench/lib/session.js';
-import { twinBuilt, repoRoot } from '../../bench/lib/linksim.js';
 import { boardOnLine, buildModel, requireBinaries, sha256Hex, type BoardOnLine } from './board-on-line.js';
 
 const SAMPLE = 784;
@@ -18,7 +17,6 @@ let labels: Uint8Array;
 const boards: BoardOnLine[] = [];
 
 beforeAll(() => {
-  if (!ready) return;
   requireBinaries();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-link-'));
   const img = readIdxGz('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');
@@ -43,16 +41,12 @@ const samples = (count: number) => ({ labels: labels.subarray(0, count), data: i
 
 /** A weights blob the live model accepts: with the engine, the model's own weights (read back clean). */
 async function validWeights(b: BoardOnLine): Promise<Uint8Array> {
-  if (!b.session.hello.engine) return new Uint8Array(randomBytes(Math.min(32 * 1024, b.session.hello.blobMax)));
   await b.session.loadModel(buildModel(dir));
   const w = await b.session.readWeights();
   return new Uint8Array(w.bytes);
 }
 
-// Until the host twin and the protocol session are in the tree these cannot run.
-const ready = twinBuilt() && fs.existsSync(path.join(repoRoot, 'protocol', 'src', 'index.ts'));
-
-describe.runIf(ready)('session through the link simulator', () => {
+describe('session through the link simulator', () => {
   it('streams samples at the line rate: 921600 baud is about 8x faster than 115200', async () => {
     const count = 40; // ~31 KB: ~2.7 s at 115200
     const ms: number[] = [];
@@ -88,37 +82,42 @@ describe.runIf(ready)('session through the link simulator', () => {
     expect(retransmits(b.session) - before).toBeGreaterThan(0);
   });
 
-  it('sample streaming under 1 % byte corruption stores every sample exactly as sent', async () => {
+  // A sample is never split across frames, so a 784-byte sample frame survives
+  // 1 % byte corruption only 0.03 % of the time: 0.1 % (45 % of frames intact) is
+  // the harshest line on which streaming still makes progress.
+  it('sample streaming under 0.1 % byte corruption stores every sample exactly as sent', async () => {
     const b = await board({ baud: 921600, seed: 12 });
     const count = Math.min(150, b.session.hello.sampleSlots);
     const s = samples(count);
     const engine = b.session.hello.engine;
-    if (engine) await b.session.loadModel(buildModel(dir));
-    b.sim.set('corrupt', 0.01);
+    expect(engine).toBeTruthy();
+    await b.session.loadModel(buildModel(dir));
+    b.sim.set('corrupt', 0.001);
     await b.session.sendSamples(0, SAMPLE, s.labels, s.data);
     b.sim.set('corrupt', 0);
     const st = await b.session.stats();
     expect(Number(st.samplesHeld ?? st.samples_held)).toBe(count);
     expect(Number(st.framesBad ?? st.frames_bad)).toBeGreaterThan(0);
     expect(retransmits(b.session)).toBeGreaterThan(0);
-    if (engine) {
-      // the same evaluation as after a clean resend: any damaged byte would change the loss sum
-      const lossy = await (b.session as unknown as { evaluate(i: number, c: number): Promise<Record<string, unknown>> }).evaluate(0, count);
-      await b.session.sendSamples(0, SAMPLE, s.labels, s.data);
-      const clean = await (b.session as unknown as { evaluate(i: number, c: number): Promise<Record<string, unknown>> }).evaluate(0, count);
-      expect(lossy).toEqual(clean);
-    }
+    // the same evaluation as after a clean resend: any damaged byte would change the loss sum
+    const evalAll = async () => {
+      const out = [];
+      for (let i = 0; i < count; i += b.session.hello.maxTrain) {
+        // the counter is the twin's wall clock; everything else is a function of the bytes
+        const { counter: _c, ...learned } = await b.session.evaluate(i, Math.min(b.session.hello.maxTrain, count - i));
+        out.push(learned);
+      }
+      return out;
+    };
+    const lossy = await evalAll();
+    await b.session.sendSamples(0, SAMPLE, s.labels, s.data);
+    const clean = await evalAll();
+    expect(lossy).toEqual(clean);
   });
 
-  it('TRAIN is applied exactly once through a lossy line (or answered NOT_SUPPORTED without the engine)', async () => {
+  it('TRAIN is applied exactly once through a lossy line', async () => {
     const lossy = await board({ baud: 921600, seed: 13 });
-    if (!lossy.session.hello.engine) {
-      const err = await lossy.session.train({ stepId: 1, index: 0, count: 1, lrPpm: 10000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(Error);
-      expect((err as { code?: number }).code).toBe(14);
-      expect(String((err as Error).name) + String((err as Error).message)).toMatch(/NOT_SUPPORTED|DeviceError/);
-      return;
-    }
+    expect(lossy.session.hello.engine).toBeTruthy();
     const clean = await board({ baud: 921600 });
     const steps = 12;
     const s = samples(steps);
@@ -132,9 +131,12 @@ describe.runIf(ready)('session through the link simulator', () => {
       const req = { stepId: step, index: step - 1, count: 1, lrPpm: 20000 };
       const a = await clean.session.train(req);
       const b = await lossy.session.train(req);
-      expect(b.duplicate).toBe(false);
+      // a retransmit after a lost answer may arrive as the duplicate: then the
+      // device answers with the records of the step it applied, once
       expect(b.stepsApplied).toBe(step);
-      expect(b.records).toEqual(a.records);
+      // everything but the step's own time, which is the twin's wall clock
+      const learned = (r: typeof a.records) => r.map(({ counter: _c, ...rest }) => rest);
+      expect(learned(b.records)).toEqual(learned(a.records));
       // a host that retries a step after a lost answer gets it acknowledged, not applied again
       const again = await lossy.session.train(req);
       expect(again.duplicate).toBe(true);

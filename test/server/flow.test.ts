@@ -141,7 +141,7 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
     expect(blob.rawPayload.length).toBe(snap.body.bytes);
 
     // damage: an absurd learning rate
-    const damaged = await job('/v1/devices/twin-0/train', { dataset: 'fashion-mnist', split: 'train', offset: 300, count: 40, lr: 1000 });
+    const damaged = await job('/v1/devices/twin-0/train', { dataset: 'fashion-mnist', split: 'train', offset: 300, count: 40, lr: 100 });
     expect(damaged.result.weightsSha256).not.toBe(snap.body.sha256);
 
     const rb = await post('/v1/devices/twin-0/rollback', { snapshotId: snap.body.id });
@@ -221,7 +221,7 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
     await requireEngine('twin-2');
     const before = (await get('/v1/devices/twin-2')).model.weightsSha256;
     const t = await job('/v1/devices/twin-2/train', {
-      dataset: 'fashion-mnist', split: 'train', offset: 2000, count: 40, lr: 1000,
+      dataset: 'fashion-mnist', split: 'train', offset: 2000, count: 40, lr: 100,
       guard: { margin: 0.0, dataset: 'fashion-mnist', split: 'test', offset: 0, count: 100 },
     });
     const g = t.result.guard;
@@ -275,7 +275,7 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
     await requireEngine('twin-0');
     const good = (await get('/v1/snapshots?deviceId=twin-0&good=true')).snapshots;
     expect(good.length, 'the baseline snapshot was evaluated above goodAccuracy').toBeGreaterThan(0);
-    await job('/v1/devices/twin-0/train', { dataset: 'fashion-mnist', offset: 500, count: 20, lr: 1000 });
+    await job('/v1/devices/twin-0/train', { dataset: 'fashion-mnist', offset: 500, count: 20, lr: 100 });
     const f = await post('/v1/fleet/rollback?wait=true', { selector: { tag: 'emulated', board: 'host-twin' }, to: 'last-good', canary: 1, maxFailures: 0 });
     expect(f.body.state, JSON.stringify(f.body)).toBe('succeeded');
     const d0 = f.body.result.devices.find((d: Json) => d.deviceId === 'twin-0');

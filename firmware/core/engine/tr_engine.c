@@ -499,7 +499,7 @@ tr_status tr_engine_train(tr_engine *e, const uint8_t *sample, uint32_t label,
         return st;
     }
     if (sample == NULL || p == NULL || label >= e->m.classes ||
-        p->lambda_min_ppm > p->lambda_max_ppm || p->lr_ppm > 100000000u) {
+        p->lambda_min_ppm > p->lambda_max_ppm || p->lr_ppm > TR_TRAIN_LR_MAX_PPM) {
         return TR_ERR_ARG;
     }
     memset(&res, 0, sizeof res);

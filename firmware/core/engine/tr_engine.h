@@ -25,6 +25,7 @@ typedef struct {
 #define TR_TRAIN_SGD 0x4u            /* plain int8 SGD without QAS (baseline); with
                                         neither QAS nor SGD the optimizer uses
                                         standardized gradients (train/tr_optimizer.h) */
+#define TR_TRAIN_LR_MAX_PPM 100000000u /* largest learning rate accepted: 100 */
 
 typedef struct {
     uint32_t lr_ppm;          /* learning rate x 1e6 */

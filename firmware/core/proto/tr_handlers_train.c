@@ -148,6 +148,10 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
         tr_body_opt_u32(req, 9, &p.options) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
     }
+    if (p.lr_ppm > TR_TRAIN_LR_MAX_PPM || p.lambda_min_ppm > p.lambda_max_ppm ||
+        p.lambda_max_ppm > 1000000u) {
+        return tr_reply_error(rep, TR_E_BAD_ARG);
+    }
     if (d->engine == NULL) {
         return tr_reply_error(rep, TR_E_NO_MODEL);
     }

@@ -129,7 +129,7 @@ const TrainBody = Type.Object(
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
     count: Type.Optional(Type.Integer({ minimum: 1 })),
     steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board' })),
-    lr: Type.Number({ exclusiveMinimum: 0, maximum: 4000, description: 'learning rate' }),
+    lr: Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'learning rate (the engine accepts at most 100)' }),
     sparse: Type.Optional(
       Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
     ),
