@@ -40,6 +40,7 @@ export interface SessionLike {
   sendSamples(index: number, sampleBytes: number, labels: Uint8Array, data: Uint8Array): Promise<unknown>;
   train(req: { stepId: number; index: number; count: number; lrPpm: number; [k: string]: unknown }): Promise<TrainResultLike>;
   stats(): Promise<Record<string, unknown>>;
+  evaluate(index: number, count: number): Promise<{ count: number; correct: number; lossPpmSum: number; counter: number }>;
   ping(data?: Uint8Array): Promise<unknown>;
   close(): Promise<void> | void;
   on(event: string, cb: (...args: unknown[]) => void): unknown;
