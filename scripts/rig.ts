@@ -1,0 +1,330 @@
+// The emulated rig: QEMU Cortex-M stand-ins and host twin boards, each a child
+// process serving a PTY behind a stable symlink (<dir>/m4-0, <dir>/twin-1, …),
+// listed in <dir>/devices.json for the daemon. A board that exits or crashes is
+// started again on the same symlink (the daemon sees a reset: a new boot id).
+//
+//   scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir var/rig] [--skip-missing]
+//     --skip-missing: boards whose firmware or emulator is absent are left out
+//     (said so on stderr) instead of failing the whole rig.
+//   scripts/rig stop [--dir var/rig]
+//   scripts/rig status [--dir var/rig]
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const firmware = path.join(root, 'firmware');
+const TWIN_BIN = path.join(firmware, 'build', 'host', 'tinyrig-twin');
+const QEMU = 'qemu-system-arm';
+
+interface BoardClass {
+  class: string;
+  cpu: string;
+  qemu: { machine: string };
+  boards: { zephyr: string }[];
+}
+
+/** What the daemon reads (server/src/devices/registry.ts). */
+export interface DeviceEntry {
+  id: string;
+  path: string;
+  board: string;
+  class: string;
+  emulated: true;
+  tags: string[];
+  powerBoard?: string;
+}
+
+interface Spec {
+  entry: DeviceEntry;
+  command: string;
+  args: string[];
+  /** How the child announces its PTY; the rig makes the symlink when the child does not. */
+  pty: (output: string) => string | null;
+  ownLink: boolean;
+}
+
+const log = (msg: string, fields: Record<string, unknown> = {}): void => {
+  const extra = Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('');
+  process.stderr.write(`[rig] ${new Date().toISOString()} ${msg}${extra}\n`);
+};
+
+function usage(code: number): never {
+  process.stderr.write(
+    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing]\n' +
+      '       scripts/rig stop [--dir DIR]\n' +
+      '       scripts/rig status [--dir DIR]\n',
+  );
+  process.exit(code);
+}
+
+interface Args {
+  cmd: string;
+  dir: string;
+  counts: Record<string, number>;
+  skipMissing: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const [cmd, ...rest] = argv;
+  if (!cmd || !['start', 'stop', 'status'].includes(cmd)) usage(cmd === '--help' || cmd === '-h' ? 0 : 2);
+  const counts: Record<string, number> = { m0plus: 0, m4: 0, m7: 0, twin: 0 };
+  let dir = path.join(root, 'var', 'rig');
+  let skipMissing = false;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i];
+    if (flag === '--skip-missing') {
+      skipMissing = true;
+      continue;
+    }
+    const value = rest[++i];
+    if (value === undefined) usage(2);
+    if (flag === '--dir') dir = path.resolve(value);
+    else if (flag.startsWith('--') && flag.slice(2) in counts) {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`${flag} wants a board count 0…64, got '${value}'`);
+      counts[flag.slice(2)] = n;
+    } else usage(2);
+  }
+  return { cmd, dir, counts, skipMissing };
+}
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function qemuElf(cls: string): string {
+  return path.join(firmware, 'build', 'qemu', cls, 'tinyrig-board.elf');
+}
+
+function specs(dir: string, counts: Record<string, number>, skipMissing: boolean): Spec[] {
+  const table = JSON.parse(fs.readFileSync(path.join(firmware, 'boards.json'), 'utf8')) as { classes: BoardClass[] };
+  const out: Spec[] = [];
+  for (const c of table.classes) {
+    const n = counts[c.class] ?? 0;
+    if (n === 0) continue;
+    const elf = qemuElf(c.class);
+    const missing = !fs.existsSync(elf)
+      ? `${elf} is not built (make -C firmware)`
+      : !onPath(QEMU)
+        ? `${QEMU} is not installed (apt-get install qemu-system-arm)`
+        : null;
+    if (missing && skipMissing) {
+      log(`NOT starting ${n} ${c.class} board(s): ${missing}`);
+      continue;
+    }
+    if (missing) throw new Error(`cannot start ${c.class} boards: ${missing}`);
+    for (let i = 0; i < n; i++) {
+      const id = `${c.class}-${i}`;
+      out.push({
+        entry: {
+          id,
+          path: path.join(dir, id),
+          board: `qemu-${c.qemu.machine}`,
+          class: c.class,
+          emulated: true,
+          tags: ['emulated', c.class],
+          powerBoard: c.boards[0]?.zephyr,
+        },
+        command: QEMU,
+        // -icount shift=0: one instruction per ns of virtual time, so the
+        // firmware's counter is an instruction count, whatever the host load.
+        args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-kernel', elf],
+        pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
+        ownLink: false,
+      });
+    }
+  }
+  if (counts.twin > 0 && !fs.existsSync(TWIN_BIN)) throw new Error(`${TWIN_BIN} is not built (make -C firmware)`);
+  for (let i = 0; i < counts.twin; i++) {
+    const id = `twin-${i}`;
+    const link = path.join(dir, id);
+    out.push({
+      entry: { id, path: link, board: 'host-twin', class: 'twin', emulated: true, tags: ['emulated', 'twin'] },
+      command: TWIN_BIN,
+      args: ['--link', link],
+      pty: (o) => /^PTY (\S+)/m.exec(o)?.[1] ?? null,
+      ownLink: true,
+    });
+  }
+  return out;
+}
+
+/** One board: starts its process, keeps its symlink, starts it again when it dies. */
+class Supervised {
+  child: ChildProcess | null = null;
+  restarts = 0;
+  stopping = false;
+  private output = '';
+
+  constructor(readonly spec: Spec) {}
+
+  start(timeoutMs = 20_000): Promise<void> {
+    const { spec } = this;
+    if (!spec.ownLink) fs.rmSync(spec.entry.path, { force: true });
+    this.output = '';
+    const child = spawn(spec.command, spec.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const collect = (d: Buffer): void => {
+      if (this.output.length < 64 * 1024) this.output += d.toString();
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const poll = setInterval(() => {
+        const pty = spec.pty(this.output);
+        if (pty && (!spec.ownLink || fs.existsSync(spec.entry.path))) {
+          clearInterval(poll);
+          if (!spec.ownLink) {
+            const tmp = `${spec.entry.path}.tmp`;
+            fs.rmSync(tmp, { force: true });
+            fs.symlinkSync(pty, tmp);
+            fs.renameSync(tmp, spec.entry.path);
+          }
+          child.on('exit', (code, signal) => this.exited(code, signal));
+          log('board up', { id: spec.entry.id, pty, pid: child.pid });
+          resolve();
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          clearInterval(poll);
+          reject(new Error(`${spec.entry.id}: ${spec.command} exited (${child.exitCode ?? child.signalCode}) before serving its PTY: ${this.output.trim()}`));
+        } else if (Date.now() - started > timeoutMs) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          reject(new Error(`${spec.entry.id}: no PTY within ${timeoutMs} ms: ${this.output.trim()}`));
+        }
+      }, 20);
+    });
+  }
+
+  private exited(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping) return;
+    this.restarts++;
+    const delay = Math.min(5_000, 250 * 2 ** Math.min(this.restarts - 1, 5));
+    log('board exited: restarting it on the same path (the daemon sees a reset)', {
+      id: this.spec.entry.id,
+      code,
+      signal,
+      restarts: this.restarts,
+      delayMs: delay,
+      output: this.output.trim().split('\n').slice(-3).join(' | '),
+    });
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.start().catch((e: Error) => {
+        log('restart failed', { id: this.spec.entry.id, error: e.message });
+        this.exited(null, null);
+      });
+    }, delay);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const c = this.child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 3_000);
+      await gone;
+      clearTimeout(timer);
+    }
+    if (!this.spec.ownLink) fs.rmSync(this.spec.entry.path, { force: true });
+  }
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function start({ dir, counts, skipMissing }: Args): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const pidFile = path.join(dir, 'rig.pid');
+  if (fs.existsSync(pidFile)) {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    if (alive(pid)) throw new Error(`a rig (pid ${pid}) already runs in ${dir}: scripts/rig stop --dir ${dir}`);
+  }
+  const devicesFile = path.join(dir, 'devices.json');
+  fs.rmSync(devicesFile, { force: true });
+  const list = specs(dir, counts, skipMissing);
+  if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count');
+  writeAtomic(pidFile, String(process.pid));
+
+  const boards = list.map((s) => new Supervised(s));
+  let stopping: Promise<void> | null = null;
+  const stopAll = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      log('stopping the rig', { why });
+      await Promise.all(boards.map((b) => b.stop()));
+      fs.rmSync(devicesFile, { force: true });
+      if (fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8') === String(process.pid)) fs.rmSync(pidFile);
+      log('rig stopped');
+    })();
+    return stopping;
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => void stopAll(sig).then(() => process.exit(0)));
+  }
+  try {
+    // QEMU boards start one after another: each one spends its first second
+    // translating code, and two cores are all a CI machine has.
+    for (const b of boards) await b.start();
+  } catch (e) {
+    await stopAll('a board failed to start');
+    throw e;
+  }
+  writeAtomic(devicesFile, `${JSON.stringify({ devices: list.map((s) => s.entry) }, null, 2)}\n`);
+  log('rig up', { devices: devicesFile, boards: list.map((s) => s.entry.id) });
+}
+
+async function stop(dir: string): Promise<void> {
+  const pidFile = path.join(dir, 'rig.pid');
+  if (!fs.existsSync(pidFile)) {
+    log('no rig runs here', { dir });
+    return;
+  }
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  if (!alive(pid)) {
+    fs.rmSync(pidFile, { force: true });
+    log('the rig was not running (stale pid file removed)', { pid });
+    return;
+  }
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) throw new Error(`rig pid ${pid} did not stop within 10 s`);
+  log('rig stopped', { pid });
+}
+
+function status(dir: string): void {
+  const pidFile = path.join(dir, 'rig.pid');
+  const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
+  const devicesFile = path.join(dir, 'devices.json');
+  const devices = fs.existsSync(devicesFile) ? (JSON.parse(fs.readFileSync(devicesFile, 'utf8')).devices as DeviceEntry[]) : [];
+  process.stdout.write(`${JSON.stringify({ running: pid > 0 && alive(pid), pid: pid || null, devices }, null, 2)}\n`);
+}
+
+const args = parseArgs(process.argv.slice(2));
+const { cmd, dir } = args;
+const run = cmd === 'start' ? start(args) : cmd === 'stop' ? stop(dir) : Promise.resolve(status(dir));
+run.catch((e: Error) => {
+  log(`error: ${e.message}`);
+  process.exit(1);
+});
