@@ -1,15 +1,58 @@
-# QEMU MPS2 stand-ins (bare metal, arm-none-eabi-gcc + newlib nano).
+# QEMU MPS2 stand-ins for the three board classes (DESIGN §3, boards.json):
+#   m0plus  ARMv6-M code on mps2-an385 (RP2040: 133 MHz, 264 KiB)
+#   m4      Cortex-M4 on mps2-an386    (nRF52840: 64 MHz, 256 KiB)
+#   m7      Cortex-M7 on mps2-an500    (STM32F746: 216 MHz, 320 KiB)
+# Per class: build/qemu/<class>/tinyrig-board.elf (dispatcher + engine on the
+# UART) and test_boot.elf (semihosting boot test, in make test).
+#   make -C firmware qemu-boards
+#   QEMU_MACHINE_<class>, QEMU_CFLAGS_<class>, QEMU_LD_<class> are for other rules.
+
 QEMU_CC := arm-none-eabi-gcc
-QEMU_M4_FLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=soft -O2 -std=c11 -Wall -Wextra -Werror -Icore -ffunction-sections -fdata-sections
-QEMU_M4_LD := -Tports/qemu/qemu_m4.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
+QEMU_CLASSES := m0plus m4 m7
+QEMU_GIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# One source for each class's figures: boards.json (first board of the class).
+qemu_field = $(shell python3 -c "import json;c=[x for x in json.load(open('boards.json'))['classes'] if x['class']=='$(1)'][0];print($(2))")
+QEMU_RUN := timeout 60 qemu-system-arm -display none -monitor none -serial none -semihosting -icount shift=0
+# Arena for the engine: what the class's SRAM leaves after the other buffers.
+QEMU_ARENA_m0plus := 98304
+QEMU_ARENA_m4 := 98304
+QEMU_ARENA_m7 := 163840
 
-build/qemu/m4/test_boot.elf: ports/qemu/qemu_startup.c tests/qemu/test_boot.c ports/qemu/qemu_m4.ld
-	@mkdir -p $(dir $@)
-	$(QEMU_CC) $(QEMU_M4_FLAGS) $(QEMU_M4_LD) -o $@ ports/qemu/qemu_startup.c tests/qemu/test_boot.c
+define QEMU_CLASS
+QEMU_MACHINE_$(1) := $(call qemu_field,$(1),c['qemu']['machine'])
+QEMU_CFLAGS_$(1) := $(call qemu_field,$(1),c['qemu']['cpu_flags']) -O2 -std=c99 -Wall -Wextra -Werror \
+    -Wno-unused-parameter -Icore -Iports/qemu -ffunction-sections -fdata-sections -ffp-contract=off
+QEMU_LD_$(1) := -Lports/qemu -Tports/qemu/qemu_$(1).ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
+QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE -DTR_QEMU_BOARD='"qemu-$$(QEMU_MACHINE_$(1))"' \
+    -DTR_QEMU_CPU='"$(call qemu_field,$(1),c['cpu'])"' \
+    -DTR_QEMU_CLOCK_HZ=$(call qemu_field,$(1),c['boards'][0]['clock_hz'])u \
+    -DTR_QEMU_RAM_BYTES=$(call qemu_field,$(1),c['boards'][0]['ram_bytes'])u \
+    -DTR_QEMU_ARENA_BYTES=$(QEMU_ARENA_$(1))u -DTR_BUILD_ID='"0.1.0+$(QEMU_GIT)-$(1)"'
+QEMU_PORT_SRCS_$(1) := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c
 
-.PHONY: qemu-test-boot
-qemu-test-boot: build/qemu/m4/test_boot.elf
-	timeout 30 qemu-system-arm -M mps2-an386 -display none -monitor none -serial none -semihosting -icount shift=0 -kernel $<
+$(BUILD)/qemu/$(1)/obj/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_BOARD_DEFS_$(1)) -MMD -MP -c $$< -o $$@
 
-ALL_TARGETS += build/qemu/m4/test_boot.elf
-TEST_TARGETS += qemu-test-boot
+QEMU_BOARD_OBJS_$(1) := $$(patsubst %.c,$(BUILD)/qemu/$(1)/obj/%.o,$(CORE_SRCS) $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_board.c)
+
+$(BUILD)/qemu/$(1)/tinyrig-board.elf: $$(QEMU_BOARD_OBJS_$(1)) ports/qemu/qemu_$(1).ld ports/qemu/qemu_common.ld
+	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_LD_$(1)) -Wl,-Map=$$(@:.elf=.map) $$(QEMU_BOARD_OBJS_$(1)) -lm -o $$@
+
+$(BUILD)/qemu/$(1)/test_boot.elf: $$(QEMU_PORT_SRCS_$(1)) tests/qemu/test_boot.c ports/qemu/qemu_$(1).ld ports/qemu/qemu_common.ld
+	@mkdir -p $$(dir $$@)
+	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_LD_$(1)) -o $$@ $$(QEMU_PORT_SRCS_$(1)) tests/qemu/test_boot.c
+
+.PHONY: qemu-test-boot-$(1)
+qemu-test-boot-$(1): $(BUILD)/qemu/$(1)/test_boot.elf
+	$(QEMU_RUN) -M $$(QEMU_MACHINE_$(1)) -kernel $$<
+
+-include $$(QEMU_BOARD_OBJS_$(1):.o=.d)
+ALL_TARGETS += $(BUILD)/qemu/$(1)/tinyrig-board.elf $(BUILD)/qemu/$(1)/test_boot.elf
+TEST_TARGETS += qemu-test-boot-$(1)
+endef
+
+$(foreach c,$(QEMU_CLASSES),$(eval $(call QEMU_CLASS,$(c))))
+
+.PHONY: qemu-boards
+qemu-boards: $(foreach c,$(QEMU_CLASSES),$(BUILD)/qemu/$(c)/tinyrig-board.elf)

@@ -263,6 +263,29 @@ tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_dev
     return send_dev(d, TR_MSG_EVENT, boot, 3);
 }
 
+tr_status tr_device_event(tr_device *d, uint32_t kind, const char *text)
+{
+    uint8_t buf[96];
+    tr_cbor_writer w;
+    size_t n = 0;
+
+    if (d == NULL) {
+        return TR_ERR_ARG;
+    }
+    while (text != NULL && text[n] != '\0' && n < 80u) {
+        n++;
+    }
+    tr_cbor_writer_init(&w, buf, sizeof buf);
+    tr_cbor_write_map(&w, text != NULL ? 2u : 1u);
+    tr_cbor_write_uint(&w, 1);
+    tr_cbor_write_uint(&w, kind);
+    if (text != NULL) {
+        tr_cbor_write_uint(&w, 2);
+        tr_cbor_write_text(&w, text, n);
+    }
+    return send_dev(d, TR_MSG_EVENT, buf, w.len);
+}
+
 /* seq arithmetic mod 2^16: true when a is after b. */
 static int seq_after(uint16_t a, uint16_t b)
 {

@@ -114,6 +114,10 @@ typedef struct {
 /* Checks the config against the memory, resets all state, sends EVENT BOOT. */
 tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_device_mem *mem,
                          const tr_device_port *port);
+/* Sends a device-initiated EVENT {1: kind, 2: text} (text may be NULL; at
+ * most 80 bytes of it are sent). Safe from a fault handler: no state changes
+ * but the device sequence number. */
+tr_status tr_device_event(tr_device *d, uint32_t kind, const char *text);
 /* Feeds received bytes; answers every complete frame through port.tx. */
 tr_status tr_device_feed(tr_device *d, const uint8_t *bytes, size_t len);
 /* Handles one raw frame (already de-COBSed, CRC not yet checked). */

@@ -1,10 +1,13 @@
 /* Bare-metal startup for the QEMU MPS2 stand-ins: vector table, .data/.bss
- * init, semihosting exit with the status returned by main. */
-#include <stdint.h>
+ * init, stack painting, fault reporting, semihosting exit with main's status. */
+#include "qemu_port.h"
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 int main(void);
 void tr_qemu_reset(void);
+void tr_qemu_default_irq(void);
+
+#define STACK_PAINT 0xA5A5A5A5u
 
 static int semihost(int op, const void *arg)
 {
@@ -23,23 +26,91 @@ void tr_qemu_exit(int status)
     for (;;) { }
 }
 
-static void tr_qemu_fault(void)
+uint32_t tr_qemu_stack_bytes(void)
 {
-    tr_qemu_write0("FAULT\n");
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)&_sstack);
+}
+
+uint32_t tr_qemu_stack_peak(void)
+{
+    const uint32_t *p = &_sstack;
+    while (p < &_estack && *p == STACK_PAINT) {
+        p++;
+    }
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+
+uint32_t tr_qemu_static_ram(void)
+{
+    return (uint32_t)((uintptr_t)&_ebss - (uintptr_t)&_sdata);
+}
+
+__attribute__((weak)) void tr_qemu_fault_report(const char *what, uint32_t pc)
+{
+    (void)what;
+    (void)pc;
+}
+
+/* Reports the fault and stops the board: the semihosting exit ends QEMU with
+ * status 3, so whoever supervises the board sees it die and restarts it. */
+static void fault(const char *what)
+{
+    uint32_t *frame;
+    __asm__ volatile("mrs %0, msp" : "=r"(frame));
+    tr_qemu_fault_report(what, frame[6]); /* stacked pc */
+    tr_qemu_write0("FAULT ");
+    tr_qemu_write0(what);
+    tr_qemu_write0("\n");
     tr_qemu_exit(3);
 }
+
+static void nmi_handler(void) { fault("nmi"); }
+static void hardfault_handler(void) { fault("hardfault"); }
+static void memmanage_handler(void) { fault("memmanage"); }
+static void busfault_handler(void) { fault("busfault"); }
+static void usagefault_handler(void) { fault("usagefault"); }
+void tr_qemu_default_irq(void) { fault("unexpected interrupt"); }
+
+void tr_qemu_systick_handler(void) __attribute__((weak, alias("tr_qemu_default_irq")));
+void tr_qemu_uart0_rx_handler(void) __attribute__((weak, alias("tr_qemu_default_irq")));
 
 void tr_qemu_reset(void)
 {
     uint32_t *src = &_sidata;
+    uint32_t *sp;
     for (uint32_t *dst = &_sdata; dst < &_edata;) { *dst++ = *src++; }
     for (uint32_t *dst = &_sbss; dst < &_ebss;) { *dst++ = 0u; }
+    /* Paint the stack below the live frame: the first word that is no longer
+     * the pattern marks the deepest the stack ever went. */
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    for (uint32_t *p = &_sstack; p < sp - 16; p++) { *p = STACK_PAINT; }
     tr_qemu_exit(main());
 }
 
+/* 16 system exceptions, then the MPS2 interrupts: UART0 RX is IRQ 0. */
 __attribute__((section(".vectors"), used))
-static void (*const tr_qemu_vectors[16])(void) = {
-    (void (*)(void))&_estack, tr_qemu_reset, tr_qemu_fault, tr_qemu_fault,
-    tr_qemu_fault, tr_qemu_fault, tr_qemu_fault, 0, 0, 0, 0,
-    tr_qemu_fault, tr_qemu_fault, 0, tr_qemu_fault, tr_qemu_fault,
+static void (*const tr_qemu_vectors[16 + 32])(void) = {
+    [0] = (void (*)(void))&_estack,
+    [1] = tr_qemu_reset,
+    [2] = nmi_handler,
+    [3] = hardfault_handler,
+    [4] = memmanage_handler,
+    [5] = busfault_handler,
+    [6] = usagefault_handler,
+    [11] = tr_qemu_default_irq, /* SVCall */
+    [12] = tr_qemu_default_irq, /* debug monitor */
+    [14] = tr_qemu_default_irq, /* PendSV */
+    [15] = tr_qemu_systick_handler,
+    [16 + 0] = tr_qemu_uart0_rx_handler,
+    [16 + 1] = tr_qemu_default_irq,  [16 + 2] = tr_qemu_default_irq,  [16 + 3] = tr_qemu_default_irq,
+    [16 + 4] = tr_qemu_default_irq,  [16 + 5] = tr_qemu_default_irq,  [16 + 6] = tr_qemu_default_irq,
+    [16 + 7] = tr_qemu_default_irq,  [16 + 8] = tr_qemu_default_irq,  [16 + 9] = tr_qemu_default_irq,
+    [16 + 10] = tr_qemu_default_irq, [16 + 11] = tr_qemu_default_irq, [16 + 12] = tr_qemu_default_irq,
+    [16 + 13] = tr_qemu_default_irq, [16 + 14] = tr_qemu_default_irq, [16 + 15] = tr_qemu_default_irq,
+    [16 + 16] = tr_qemu_default_irq, [16 + 17] = tr_qemu_default_irq, [16 + 18] = tr_qemu_default_irq,
+    [16 + 19] = tr_qemu_default_irq, [16 + 20] = tr_qemu_default_irq, [16 + 21] = tr_qemu_default_irq,
+    [16 + 22] = tr_qemu_default_irq, [16 + 23] = tr_qemu_default_irq, [16 + 24] = tr_qemu_default_irq,
+    [16 + 25] = tr_qemu_default_irq, [16 + 26] = tr_qemu_default_irq, [16 + 27] = tr_qemu_default_irq,
+    [16 + 28] = tr_qemu_default_irq, [16 + 29] = tr_qemu_default_irq, [16 + 30] = tr_qemu_default_irq,
+    [16 + 31] = tr_qemu_default_irq,
 };

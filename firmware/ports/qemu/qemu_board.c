@@ -1,0 +1,189 @@
+/* tinyrig-board for the QEMU MPS2 stand-ins: the protocol dispatcher and the
+ * training engine on the CMSDK UART, with every buffer static and sized for
+ * the real board's SRAM (the linker script caps RAM at it). The class comes
+ * from -D flags generated from firmware/boards.json (mk/qemu.mk). */
+#include <string.h>
+#include "proto/tr_device.h"
+#include "qemu_port.h"
+
+#ifndef TR_BUILD_ID
+#define TR_BUILD_ID "0.1.0+unknown-qemu"
+#endif
+#if !defined(TR_QEMU_BOARD) || !defined(TR_QEMU_CPU) || !defined(TR_QEMU_CLOCK_HZ) || \
+    !defined(TR_QEMU_RAM_BYTES) || !defined(TR_QEMU_ARENA_BYTES)
+#error "build through mk/qemu.mk: the board's class is defined there"
+#endif
+
+/* Buffers (DESIGN §3: everything static, no allocation). A full window of
+ * the largest frames fits the UART ring (qemu_uart.c, 16 KiB). */
+#define MAX_FRAME 2048u
+#define WINDOW 4u
+#define SAMPLE_SLOTS 40u
+#define SAMPLE_BYTES_MAX 1024u
+#define BLOB_MAX (64u * 1024u)
+#define MAX_TRAIN 32u
+
+/* The rig writes a fresh random boot id here (QEMU -device loader); a board
+ * started without one derives it from the instruction counter. */
+#define BOOT_ID_ADDR 0x003FFF00u
+
+static uint8_t g_rx[MAX_FRAME];
+static uint8_t g_body[MAX_FRAME];
+static uint8_t g_wire[TR_FRAME_WIRE_MAX(MAX_FRAME)];
+static uint8_t g_samples[SAMPLE_SLOTS * SAMPLE_BYTES_MAX];
+static tr_sample_meta g_sample_meta[SAMPLE_SLOTS];
+static uint8_t g_staging[BLOB_MAX];
+static uint8_t g_granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
+static uint8_t g_arena[TR_QEMU_ARENA_BYTES] __attribute__((aligned(8)));
+static tr_train_record g_records[MAX_TRAIN];
+static tr_device g_dev;
+static int g_dev_ready;
+static volatile int g_reset_pending;
+static uint32_t g_boot_id;
+
+static tr_status board_tx(void *ctx, const uint8_t *bytes, size_t len)
+{
+    (void)ctx;
+    return tr_board_tx(bytes, len);
+}
+
+tr_status tr_board_tx(const uint8_t *bytes, size_t len)
+{
+    tr_qemu_uart_write(bytes, len);
+    return TR_OK;
+}
+
+uint64_t tr_board_counter(void)
+{
+    return tr_qemu_instructions();
+}
+
+tr_status tr_board_info_get(tr_board_info *info)
+{
+    if (info == NULL) {
+        return TR_ERR_ARG;
+    }
+    memset(info, 0, sizeof *info);
+    info->board = TR_QEMU_BOARD;
+    info->build = TR_BUILD_ID;
+    info->cpu = TR_QEMU_CPU;
+    info->counter = "instructions";
+    info->clock_hz = TR_QEMU_CLOCK_HZ;
+    info->ram_bytes = TR_QEMU_RAM_BYTES;
+    info->static_ram = tr_qemu_static_ram();
+    info->stack_bytes = tr_qemu_stack_bytes();
+    return TR_OK;
+}
+
+uint32_t tr_board_stack_peak(void)
+{
+    return tr_qemu_stack_peak();
+}
+
+static uint32_t mix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+uint32_t tr_board_boot_id(void)
+{
+    uint32_t id;
+    if (g_boot_id == 0u) {
+        id = *(volatile const uint32_t *)BOOT_ID_ADDR;
+    } else {
+        /* a RESET: the time it arrives depends on the host, so does the id */
+        id = mix32(g_boot_id ^ (uint32_t)tr_qemu_instructions());
+    }
+    if (id == 0u) {
+        id = mix32((uint32_t)tr_qemu_instructions() | 1u);
+    }
+    g_boot_id = id;
+    return id;
+}
+
+tr_status tr_board_reset(void)
+{
+    g_reset_pending = 1; /* the main loop starts the device afresh */
+    return TR_OK;
+}
+
+void tr_qemu_fault_report(const char *what, uint32_t pc)
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[48];
+    size_t n = 0;
+    while (*what != '\0' && n < 24u) {
+        text[n++] = *what++;
+    }
+    memcpy(text + n, " pc=0x", 6);
+    n += 6;
+    for (int shift = 28; shift >= 0; shift -= 4) {
+        text[n++] = hex[(pc >> shift) & 0xFu];
+    }
+    text[n] = '\0';
+    if (g_dev_ready) {
+        (void)tr_device_event(&g_dev, TR_EVENT_FAULT, text);
+    }
+}
+
+static tr_status start_device(void)
+{
+    tr_device_config cfg;
+    tr_device_mem mem;
+    tr_device_port port;
+    cfg.max_frame = MAX_FRAME;
+    cfg.window = WINDOW;
+    cfg.sample_slots = SAMPLE_SLOTS;
+    cfg.sample_bytes_max = SAMPLE_BYTES_MAX;
+    cfg.blob_max = BLOB_MAX;
+    cfg.arena_bytes = sizeof g_arena;
+    cfg.max_train = MAX_TRAIN;
+    mem.rx = g_rx;
+    mem.body = g_body;
+    mem.wire = g_wire;
+    mem.samples = g_samples;
+    mem.sample_meta = g_sample_meta;
+    mem.staging = g_staging;
+    mem.granules = g_granules;
+    mem.arena = g_arena;
+    mem.records = g_records;
+    memset(&port, 0, sizeof port);
+    port.tx = board_tx;
+    port.counter = tr_board_counter;
+    port.stack_peak = tr_board_stack_peak;
+    port.reset = tr_board_reset;
+    (void)tr_board_info_get(&port.info);
+    port.boot_id = tr_board_boot_id();
+    return tr_device_init(&g_dev, &cfg, &mem, &port);
+}
+
+int main(void)
+{
+    static uint8_t buf[256];
+    tr_qemu_counter_init();
+    tr_qemu_uart_init();
+    if (start_device() != TR_OK) {
+        tr_qemu_write0("tinyrig-board: bad device configuration\n");
+        return 2;
+    }
+    g_dev_ready = 1;
+    for (;;) {
+        size_t n = tr_qemu_uart_read(buf, sizeof buf);
+        if (n == 0u) {
+            tr_qemu_uart_wait();
+            continue;
+        }
+        (void)tr_device_feed(&g_dev, buf, n);
+        if (g_reset_pending) {
+            g_reset_pending = 0;
+            g_dev_ready = 0;
+            (void)start_device();
+            g_dev_ready = 1;
+        }
+    }
+}

@@ -1,0 +1,39 @@
+/* The QEMU MPS2 stand-ins' bare-metal port: startup, semihosting, the CMSDK
+ * UART, the instruction counter. Every class (M0+/M4/M7) shares it. */
+#ifndef TR_QEMU_PORT_H
+#define TR_QEMU_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Semihosting (QEMU runs with -semihosting). */
+void tr_qemu_write0(const char *s);
+void tr_qemu_exit(int status) __attribute__((noreturn));
+
+/* Stack: bytes reserved, and the most ever used (the painted stack's high-water mark). */
+uint32_t tr_qemu_stack_bytes(void);
+uint32_t tr_qemu_stack_peak(void);
+/* Static RAM of the image: .data + .bss. */
+uint32_t tr_qemu_static_ram(void);
+
+/* A fault handler reports through this hook (the board prints on its UART)
+ * before the board stops; the default does nothing. */
+void tr_qemu_fault_report(const char *what, uint32_t pc);
+
+/* CMSDK UART0: interrupt-driven receive into a ring, polled transmit. */
+void tr_qemu_uart_init(void);
+void tr_qemu_uart_write(const uint8_t *bytes, size_t len);
+/* Moves up to cap received bytes out of the ring; 0 when it is empty. */
+size_t tr_qemu_uart_read(uint8_t *out, size_t cap);
+/* Sleeps (WFI) until a byte has arrived; returns at once if one is waiting. */
+void tr_qemu_uart_wait(void);
+/* Bytes lost because the ring was full (never expected: the ring is larger than a window). */
+uint32_t tr_qemu_uart_overruns(void);
+
+/* Instructions executed since boot. QEMU runs with -icount shift=0: one
+ * instruction is one nanosecond of virtual time, and SysTick on the 25 MHz
+ * system clock ticks every 40 of them. */
+void tr_qemu_counter_init(void);
+uint64_t tr_qemu_instructions(void);
+
+#endif
