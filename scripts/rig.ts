@@ -9,6 +9,7 @@
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +44,12 @@ interface Spec {
   /** How the child announces its PTY; the rig makes the symlink when the child does not. */
   pty: (output: string) => string | null;
   ownLink: boolean;
+  /** QEMU: a fresh random boot id for every start, where the firmware reads it
+   * (firmware/ports/qemu/qemu_board.c BOOT_ID_ADDR). */
+  bootId?: boolean;
 }
+
+const QEMU_BOOT_ID_ADDR = '0x003FFF00';
 
 const log = (msg: string, fields: Record<string, unknown> = {}): void => {
   const extra = Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('');
@@ -137,7 +143,9 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
         command: QEMU,
         // -icount shift=0: one instruction per ns of virtual time, so the
         // firmware's counter is an instruction count, whatever the host load.
-        args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-kernel', elf],
+        // -semihosting: a faulting board reports, then ends QEMU (and is restarted).
+        args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-semihosting', '-kernel', elf],
+        bootId: true,
         pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
         ownLink: false,
       });
@@ -171,7 +179,10 @@ class Supervised {
     const { spec } = this;
     if (!spec.ownLink) fs.rmSync(spec.entry.path, { force: true });
     this.output = '';
-    const child = spawn(spec.command, spec.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = spec.bootId
+      ? [...spec.args, '-device', `loader,addr=${QEMU_BOOT_ID_ADDR},data=${randomInt(1, 2 ** 31)},data-len=4`]
+      : spec.args;
+    const child = spawn(spec.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const collect = (d: Buffer): void => {
       if (this.output.length < 64 * 1024) this.output += d.toString();

@@ -28,6 +28,10 @@ static volatile uint32_t g_overruns;
 
 void tr_qemu_uart0_rx_handler(void)
 {
+    /* Clear first, then drain: a byte landing after the last check raises the
+     * interrupt again. (Clearing after the drain could lose that interrupt
+     * with the byte still held, and the UART would take no more.) */
+    UART_INTCLEAR = INT_RX;
     while (UART_STATE & STATE_RX_FULL) {
         uint8_t b = (uint8_t)UART_DATA;
         uint32_t h = g_head;
@@ -38,7 +42,6 @@ void tr_qemu_uart0_rx_handler(void)
             g_overruns++;
         }
     }
-    UART_INTCLEAR = INT_RX;
 }
 
 void tr_qemu_uart_init(void)
