@@ -22,8 +22,7 @@ TINYRIG_TRAIN := $(BUILD)/host/tinyrig-train
 
 # Unit tests: printf + exit code only (they also run under QEMU semihosting).
 ENGINE_TESTS := $(sort $(basename $(notdir $(wildcard tests/engine/test_*.c))))
-ENGINE_TEST_HELPERS := ports/host/float_layers.c ports/host/float_engine.c ports/host/trainer_model.c \
-                       $(wildcard ports/host/trainer_sha256.c)
+ENGINE_TEST_HELPERS := ports/host/float_layers.c ports/host/float_engine.c ports/host/trainer_model.c
 ENGINE_TEST_BINS := $(patsubst %,$(BUILD)/engine/tests/%,$(ENGINE_TESTS))
 ENGINE_TEST_SAN_BINS := $(patsubst %,$(BUILD)/engine/tests-san/%,$(ENGINE_TESTS))
 

@@ -1,124 +1,52 @@
-/* Parses the CBOR model blob (model/FORMAT.md) into a layer list. Reads only
- * the canonical subset the format uses: unsigned integers, byte and text
- * strings, definite arrays and maps. Every defect has its own status. */
+/* Parses the CBOR model blob (model/FORMAT.md) into a layer list with the
+ * protocol's CBOR subset reader (cbor/tr_cbor.h): a model is read by the same
+ * code that reads every other body on the wire. Every defect has its own status. */
 #include "model/tr_model_cbor.h"
 
 #include <string.h>
+#include "cbor/tr_cbor.h"
 
-typedef struct {
-    const uint8_t *p;
-    const uint8_t *end;
-} rd;
-
-/* Reads an item head: major type and argument. */
-static tr_status head(rd *r, uint8_t *major, uint32_t *arg)
+/* A 32-bit field: an integer past 32 bits is a format defect, not an overflow. */
+static tr_status uint_item(tr_cbor_reader *r, uint32_t *v)
 {
-    uint8_t ib, info;
-    uint32_t n, v = 0;
-    if (r->p >= r->end) {
-        return TR_ERR_TRUNCATED;
-    }
-    ib = *r->p++;
-    *major = (uint8_t)(ib >> 5);
-    info = (uint8_t)(ib & 0x1Fu);
-    if (info < 24u) {
-        *arg = info;
-        return TR_OK;
-    }
-    if (info == 24u) {
-        n = 1;
-    } else if (info == 25u) {
-        n = 2;
-    } else if (info == 26u) {
-        n = 4;
-    } else {
-        return TR_ERR_FORMAT; /* 64-bit arguments, indefinite lengths, reserved */
-    }
-    if ((size_t)(r->end - r->p) < n) {
-        return TR_ERR_TRUNCATED;
-    }
-    while (n-- > 0) {
-        v = (v << 8) | *r->p++;
-    }
-    *arg = v;
-    return TR_OK;
+    tr_status st = tr_cbor_read_u32(r, v);
+    return st == TR_ERR_OVERFLOW ? TR_ERR_FORMAT : st;
 }
 
-static tr_status expect(rd *r, uint8_t want, uint32_t *arg)
+/* Lengths past 32 bits exist only on 64-bit hosts (a blob over 4 GiB). */
+static int fits_u32(size_t n)
 {
-    uint8_t major;
-    tr_status st = head(r, &major, arg);
-    if (st != TR_OK) {
-        return st;
-    }
-    return major == want ? TR_OK : TR_ERR_FORMAT;
+#if SIZE_MAX > 0xFFFFFFFFu
+    return n <= 0xFFFFFFFFu;
+#else
+    (void)n;
+    return 1;
+#endif
 }
 
-static tr_status uint_item(rd *r, uint32_t *v)
+/* A byte or text string whose length fits the 32-bit fields of tr_model_blob. */
+static tr_status string_item(tr_cbor_reader *r, int text, const uint8_t **data, uint32_t *len)
 {
-    return expect(r, 0, v);
-}
-
-static tr_status bytes_item(rd *r, uint8_t major, const uint8_t **data, uint32_t *len)
-{
-    tr_status st = expect(r, major, len);
-    if (st != TR_OK) {
-        return st;
-    }
-    if ((size_t)(r->end - r->p) < *len) {
-        return TR_ERR_TRUNCATED;
-    }
-    *data = r->p;
-    r->p += *len;
-    return TR_OK;
-}
-
-/* Skips one item of an unknown key (bounded nesting). */
-static tr_status skip(rd *r, int depth)
-{
-    uint8_t major;
-    uint32_t arg;
+    size_t n;
     tr_status st;
-    if (depth > 8) {
+    if (text) {
+        const char *p;
+        st = tr_cbor_read_text(r, &p, &n);
+        *data = (const uint8_t *)p;
+    } else {
+        st = tr_cbor_read_bytes(r, data, &n);
+    }
+    if (st != TR_OK) {
+        return st;
+    }
+    if (!fits_u32(n)) {
         return TR_ERR_FORMAT;
     }
-    st = head(r, &major, &arg);
-    if (st != TR_OK) {
-        return st;
-    }
-    switch (major) {
-    case 0:
-    case 1:
-        return TR_OK;
-    case 2:
-    case 3:
-        if ((size_t)(r->end - r->p) < arg) {
-            return TR_ERR_TRUNCATED;
-        }
-        r->p += arg;
-        return TR_OK;
-    case 4:
-    case 5: {
-        uint32_t items = (major == 5u) ? arg * 2u : arg;
-        if (major == 5u && arg > 0x7FFFFFFFu) {
-            return TR_ERR_FORMAT;
-        }
-        for (uint32_t i = 0; i < items; i++) {
-            st = skip(r, depth + 1);
-            if (st != TR_OK) {
-                return st;
-            }
-        }
-        return TR_OK;
-    }
-    case 7:
-        return (arg >= 20u && arg <= 22u) ? TR_OK : TR_ERR_FORMAT;
-    default:
-        return TR_ERR_FORMAT; /* tags */
-    }
+    *len = (uint32_t)n;
+    return TR_OK;
 }
 
-static tr_status u16_field(rd *r, uint16_t *out)
+static tr_status u16_field(tr_cbor_reader *r, uint16_t *out)
 {
     uint32_t v;
     tr_status st = uint_item(r, &v);
@@ -132,7 +60,7 @@ static tr_status u16_field(rd *r, uint16_t *out)
     return TR_OK;
 }
 
-static tr_status u8_field(rd *r, uint8_t *out)
+static tr_status u8_field(tr_cbor_reader *r, uint8_t *out)
 {
     uint32_t v;
     tr_status st = uint_item(r, &v);
@@ -147,10 +75,11 @@ static tr_status u8_field(rd *r, uint8_t *out)
 }
 
 /* Fields after the kind, per layer kind (FORMAT.md). */
-static tr_status parse_layer(rd *r, tr_layer *L)
+static tr_status parse_layer(tr_cbor_reader *r, tr_layer *L)
 {
-    uint32_t n, kind;
-    tr_status st = expect(r, 4, &n);
+    size_t n;
+    uint32_t kind;
+    tr_status st = tr_cbor_read_array(r, &n);
     if (st != TR_OK) {
         return st;
     }
@@ -219,8 +148,8 @@ static tr_status parse_layer(rd *r, tr_layer *L)
 
 tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_model_blob *out)
 {
-    rd r;
-    uint32_t pairs;
+    tr_cbor_reader r;
+    size_t pairs;
     uint32_t seen = 0;
     tr_status st;
     if (blob == NULL || m == NULL || out == NULL) {
@@ -228,14 +157,13 @@ tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_m
     }
     memset(m, 0, sizeof *m);
     memset(out, 0, sizeof *out);
-    r.p = blob;
-    r.end = blob + len;
-    st = expect(&r, 5, &pairs);
-    if (st != TR_OK) {
+    if ((st = tr_cbor_reader_init(&r, blob, len)) != TR_OK ||
+        (st = tr_cbor_read_map(&r, &pairs)) != TR_OK) {
         return st;
     }
-    for (uint32_t i = 0; i < pairs; i++) {
+    for (size_t i = 0; i < pairs; i++) {
         uint32_t key, v;
+        size_t items;
         st = uint_item(&r, &key);
         if (st != TR_OK) {
             return st;
@@ -256,10 +184,10 @@ tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_m
             }
             break;
         case 2:
-            if ((st = expect(&r, 4, &v)) != TR_OK) {
+            if ((st = tr_cbor_read_array(&r, &items)) != TR_OK) {
                 return st;
             }
-            if (v != 3u) {
+            if (items != 3u) {
                 return TR_ERR_FORMAT;
             }
             if ((st = uint_item(&r, &m->input.h)) != TR_OK ||
@@ -274,30 +202,28 @@ tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_m
             }
             break;
         case 4:
-            if ((st = expect(&r, 4, &v)) != TR_OK) {
+            if ((st = tr_cbor_read_array(&r, &items)) != TR_OK) {
                 return st;
             }
-            if (v == 0u || v > TR_MAX_LAYERS) {
+            if (items == 0u || items > TR_MAX_LAYERS) {
                 return TR_ERR_FORMAT;
             }
-            for (uint32_t k = 0; k < v; k++) {
+            for (size_t k = 0; k < items; k++) {
                 if ((st = parse_layer(&r, &m->layers[k])) != TR_OK) {
                     return st;
                 }
             }
-            m->n_layers = v;
+            m->n_layers = (uint32_t)items;
             break;
         case 5:
-            if ((st = bytes_item(&r, 2, &out->weights, &v)) != TR_OK) {
+            if ((st = string_item(&r, 0, &out->weights, &out->weights_len)) != TR_OK) {
                 return st;
             }
-            out->weights_len = v;
             break;
         case 6:
-            if ((st = bytes_item(&r, 3, &out->name, &v)) != TR_OK) {
+            if ((st = string_item(&r, 1, &out->name, &out->name_len)) != TR_OK) {
                 return st;
             }
-            out->name_len = v;
             break;
         case 7:
             if ((st = uint_item(&r, &out->seed)) != TR_OK) {
@@ -305,7 +231,7 @@ tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_m
             }
             break;
         default:
-            if ((st = skip(&r, 1)) != TR_OK) {
+            if ((st = tr_cbor_skip(&r)) != TR_OK) {
                 return st;
             }
             break;
@@ -314,7 +240,7 @@ tr_status tr_model_parse(const uint8_t *blob, size_t len, tr_model_desc *m, tr_m
     if ((seen & 0x3Eu) != 0x3Eu) {
         return TR_ERR_FORMAT; /* keys 1..5 are required */
     }
-    if (r.p != r.end) {
+    if (r.pos != len) {
         return TR_ERR_FORMAT; /* trailing bytes */
     }
     return TR_OK;

@@ -21,7 +21,6 @@
 #include "quant/tr_quant.h"
 #include "train/tr_schedule.h"
 #include "trainer_model.h"
-#include "trainer_sha256.h"
 
 static void usage(void)
 {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "engine/tr_engine.h"
 #include "engine/tr_engine_desc.h"
+#include "model/tr_model_cbor.h"
 #include "model/tr_zoo.h"
 #include "quant/tr_quant.h"
 #include "../../ports/host/trainer_model.h"
@@ -218,6 +219,22 @@ static void test_defects(void)
     CHECK(blob2[1] == 0x01u && blob2[2] == 0x01u, "version key first");
     blob2[2] = 0x09u;
     CHECK(tr_engine_validate(blob2, len, ARENA_MAX, &info) == TR_ERR_UNSUPPORTED, "version");
+
+    /* the seed (last pair, 07 01) in an 8-byte head: a value that fits 32
+     * bits is read, one past 32 bits is a format defect */
+    {
+        static const uint8_t seed_small[9] = { 0x1Bu, 0, 0, 0, 0, 0, 0, 0, 5u };
+        static const uint8_t seed_big[9] = { 0x1Bu, 0, 0, 0, 1u, 0, 0, 0, 0 };
+        tr_model_desc m;
+        tr_model_blob mb;
+        CHECK(blob[len - 2u] == 0x07u && blob[len - 1u] == 0x01u, "seed key last");
+        memcpy(blob2, blob, len - 1u);
+        memcpy(blob2 + len - 1u, seed_small, sizeof seed_small);
+        CHECK(tr_model_parse(blob2, len + 8u, &m, &mb) == TR_OK && mb.seed == 5u, "64-bit head seed");
+        memcpy(blob2 + len - 1u, seed_big, sizeof seed_big);
+        CHECK(tr_model_parse(blob2, len + 8u, &m, &mb) == TR_ERR_FORMAT, "seed past 32 bits");
+        CHECK(tr_model_parse(blob2, len + 7u, &m, &mb) == TR_ERR_TRUNCATED, "seed cut short");
+    }
 
     /* too big for the arena: NOMEM, and the bytes needed reported */
     memset(&info, 0, sizeof info);
