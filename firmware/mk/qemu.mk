@@ -3,7 +3,7 @@
 #   m4      Cortex-M4 on mps2-an386    (nRF52840: 64 MHz, 256 KiB)
 #   m7      Cortex-M7 on mps2-an500    (STM32F746: 216 MHz, 320 KiB)
 # Per class: build/qemu/<class>/tinyrig-board.elf (dispatcher + engine on the
-# UART) and test_boot.elf (semihosting boot test, in make test).
+# UART) and the port tests tests/qemu/test_*.c under semihosting (make test).
 #   make -C firmware qemu-boards
 #   QEMU_MACHINE_<class>, QEMU_CFLAGS_<class>, QEMU_LD_<class> are for other rules.
 
@@ -12,6 +12,7 @@ QEMU_CLASSES := m0plus m4 m7
 QEMU_GIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # One source for each class's figures: boards.json (first board of the class).
 qemu_field = $(shell python3 -c "import json;c=[x for x in json.load(open('boards.json'))['classes'] if x['class']=='$(1)'][0];print($(2))")
+QEMU_PORT_TESTS := $(patsubst tests/qemu/test_%.c,%,$(wildcard tests/qemu/test_*.c))
 QEMU_RUN := timeout 60 qemu-system-arm -display none -monitor none -serial none -semihosting -icount shift=0
 # Arena for the engine: what the class's SRAM leaves after the other buffers.
 QEMU_ARENA_m0plus := 98304
@@ -28,7 +29,8 @@ QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE -DTR_QEMU_BOARD='"qemu-$$(QEMU_MACHINE_
     -DTR_QEMU_CLOCK_HZ=$(call qemu_field,$(1),c['boards'][0]['clock_hz'])u \
     -DTR_QEMU_RAM_BYTES=$(call qemu_field,$(1),c['boards'][0]['ram_bytes'])u \
     -DTR_QEMU_ARENA_BYTES=$(QEMU_ARENA_$(1))u -DTR_BUILD_ID='"0.1.0+$(QEMU_GIT)-$(1)"'
-QEMU_PORT_SRCS_$(1) := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c
+QEMU_PORT_SRCS_$(1) := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c \
+    ports/qemu/qemu_watchdog.c
 
 $(BUILD)/qemu/$(1)/obj/%.o: %.c
 	@mkdir -p $$(dir $$@)
@@ -39,17 +41,17 @@ QEMU_BOARD_OBJS_$(1) := $$(patsubst %.c,$(BUILD)/qemu/$(1)/obj/%.o,$(CORE_SRCS) 
 $(BUILD)/qemu/$(1)/tinyrig-board.elf: $$(QEMU_BOARD_OBJS_$(1)) ports/qemu/qemu_$(1).ld ports/qemu/qemu_common.ld
 	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_LD_$(1)) -Wl,-Map=$$(@:.elf=.map) $$(QEMU_BOARD_OBJS_$(1)) -lm -o $$@
 
-$(BUILD)/qemu/$(1)/test_boot.elf: $$(QEMU_PORT_SRCS_$(1)) tests/qemu/test_boot.c ports/qemu/qemu_$(1).ld ports/qemu/qemu_common.ld
+# Port tests under semihosting: tests/qemu/test_<name>.c -> qemu-test-<name>-<class>
+$(BUILD)/qemu/$(1)/test_%.elf: tests/qemu/test_%.c $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_$(1).ld ports/qemu/qemu_common.ld
 	@mkdir -p $$(dir $$@)
-	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_LD_$(1)) -o $$@ $$(QEMU_PORT_SRCS_$(1)) tests/qemu/test_boot.c
+	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_LD_$(1)) -o $$@ $$(QEMU_PORT_SRCS_$(1)) $$<
 
-.PHONY: qemu-test-boot-$(1)
-qemu-test-boot-$(1): $(BUILD)/qemu/$(1)/test_boot.elf
+qemu-test-%-$(1): $(BUILD)/qemu/$(1)/test_%.elf
 	$(QEMU_RUN) -M $$(QEMU_MACHINE_$(1)) -kernel $$<
 
 -include $$(QEMU_BOARD_OBJS_$(1):.o=.d)
-ALL_TARGETS += $(BUILD)/qemu/$(1)/tinyrig-board.elf $(BUILD)/qemu/$(1)/test_boot.elf
-TEST_TARGETS += qemu-test-boot-$(1)
+ALL_TARGETS += $(BUILD)/qemu/$(1)/tinyrig-board.elf $(foreach t,$(QEMU_PORT_TESTS),$(BUILD)/qemu/$(1)/test_$(t).elf)
+TEST_TARGETS += $(foreach t,$(QEMU_PORT_TESTS),qemu-test-$(t)-$(1))
 endef
 
 $(foreach c,$(QEMU_CLASSES),$(eval $(call QEMU_CLASS,$(c))))

@@ -26,6 +26,10 @@
 /* The rig writes a fresh random boot id here (QEMU -device loader); a board
  * started without one derives it from the instruction counter. */
 #define BOOT_ID_ADDR 0x003FFF00u
+/* A main loop stuck this long (virtual time) is a hung board. The longest
+ * legitimate turn, a TRAIN of MAX_TRAIN steps of the largest model that fits,
+ * is a few seconds of virtual time. */
+#define WATCHDOG_MS 30000u
 
 static uint8_t g_rx[MAX_FRAME];
 static uint8_t g_body[MAX_FRAME];
@@ -127,7 +131,9 @@ void tr_qemu_fault_report(const char *what, uint32_t pc)
     }
     text[n] = '\0';
     if (g_dev_ready) {
-        (void)tr_device_event(&g_dev, TR_EVENT_FAULT, text);
+        int hung = tr_qemu_watchdog_fired();
+        (void)tr_device_event(&g_dev, hung ? TR_EVENT_WATCHDOG : TR_EVENT_FAULT,
+                              hung ? "main loop hung: watchdog" : text);
     }
 }
 
@@ -172,8 +178,11 @@ int main(void)
         return 2;
     }
     g_dev_ready = 1;
+    tr_qemu_watchdog_start(WATCHDOG_MS);
     for (;;) {
-        size_t n = tr_qemu_uart_read(buf, sizeof buf);
+        size_t n;
+        tr_qemu_watchdog_feed(); /* asleep, the SysTick wakes the loop every 0.7 s */
+        n = tr_qemu_uart_read(buf, sizeof buf);
         if (n == 0u) {
             tr_qemu_uart_wait();
             continue;

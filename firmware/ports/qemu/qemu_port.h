@@ -36,4 +36,11 @@ uint32_t tr_qemu_uart_overruns(void);
 void tr_qemu_counter_init(void);
 uint64_t tr_qemu_instructions(void);
 
+/* The watchdog (NMI on expiry): started once, fed by the main loop. The
+ * timeout is at most 171 s (32-bit count at 25 MHz). */
+void tr_qemu_watchdog_start(uint32_t timeout_ms);
+void tr_qemu_watchdog_feed(void);
+/* True in the NMI handler when the watchdog raised it. */
+int tr_qemu_watchdog_fired(void);
+
 #endif
