@@ -5,6 +5,7 @@
 // --follow, metrics.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../server/src/config.js';
@@ -20,7 +21,11 @@ interface CliRun {
   stderr: string;
 }
 
-function cli(args: string[], env: Record<string, string | undefined> = {}, cwd = repoRoot): Promise<CliRun> {
+// Run from an empty directory: a var/admin.token left in the checkout by
+// ./scripts/start must not stand in for the test daemon's token.
+const cleanCwd = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-cli-cwd-'));
+
+function cli(args: string[], env: Record<string, string | undefined> = {}, cwd = cleanCwd): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const childEnv: Record<string, string | undefined> = { ...process.env, TINYRIG_TOKEN: undefined, TINYRIG_URL: undefined, TINYRIG_VAR: undefined, ...env };
     for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
