@@ -36,8 +36,7 @@ tr_status tr_cobs_encoder_put(tr_cobs_encoder *e, const uint8_t *data, size_t le
         return TR_ERR_ARG;
     }
     for (i = 0; i < len && e->status == TR_OK; i++) {
-        /* A full block is closed only when more data follows, so 254 data
-         * bytes at the end encode without a trailing 0x01 block. */
+        /* A full block is closed when the next byte comes, or by finish(). */
         if (e->code == 0xFFu && !close_block(e)) {
             break;
         }
@@ -61,6 +60,11 @@ tr_status tr_cobs_encoder_finish(tr_cobs_encoder *e, size_t *len)
         return TR_ERR_ARG;
     }
     if (e->status != TR_OK) {
+        return e->status;
+    }
+    /* Data ending on a full block gets an empty 0x01 block after it, as the
+     * host codec writes it (protocol/vectors/cobs.vec): byte-identical frames. */
+    if (e->code == 0xFFu && !close_block(e)) {
         return e->status;
     }
     e->out[e->code_pos] = e->code;

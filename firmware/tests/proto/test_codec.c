@@ -171,10 +171,11 @@ static void test_crc_cobs(void)
         CHECK(tr_cobs_decode(enc, n, dec, sizeof dec, &m) == TR_OK && m == len &&
                   memcmp(in, dec, len) == 0, "round trip");
     }
-    /* 254 non-zero bytes: one full block, no trailing block. */
+    /* 254 non-zero bytes: one full block, then an empty block (as the host codec) */
     memset(in, 7, 254);
     tr_cobs_encode(in, 254, enc, sizeof enc, &n);
-    CHECK(n == 255 && enc[0] == 0xFF, "full block");
+    CHECK(n == 256 && enc[0] == 0xFF && enc[255] == 0x01 && n <= TR_COBS_MAX(254), "full block");
+    CHECK(tr_cobs_encode(in, 254, enc, 255, &n) == TR_ERR_NOMEM, "no room for the empty block");
     CHECK(tr_cobs_encode(in, 254, enc, 200, &n) == TR_ERR_NOMEM, "encode overflow");
     {
         static const uint8_t bad1[] = {0x05, 0x01};
