@@ -156,6 +156,14 @@ tr_status tr_cbor_read_int(tr_cbor_reader *r, int64_t *v)
     return TR_OK;
 }
 
+tr_status tr_cbor_read_nint(tr_cbor_reader *r, uint64_t *n)
+{
+    if (n == NULL) {
+        return TR_ERR_ARG;
+    }
+    return read_head(r, 1, n);
+}
+
 static tr_status read_string(tr_cbor_reader *r, uint8_t want, const uint8_t **p, size_t *n)
 {
     uint8_t major;
@@ -376,6 +384,122 @@ tr_status tr_cbor_check(const uint8_t *buf, size_t len)
     return r.pos == len ? TR_OK : TR_ERR_FORMAT;
 }
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t b = p[0];
+    size_t len, i;
+    uint8_t lo = 0x80u, hi = 0xBFu;   /* range of the second byte */
+
+    if (b < 0x80u) {
+        return 1;
+    }
+    if (b >= 0xC2u && b <= 0xDFu) {
+        len = 2;
+    } else if (b >= 0xE0u && b <= 0xEFu) {
+        len = 3;
+        lo = b == 0xE0u ? 0xA0u : 0x80u;   /* no overlong forms */
+        hi = b == 0xEDu ? 0x9Fu : 0xBFu;   /* no surrogates */
+    } else if (b >= 0xF0u && b <= 0xF4u) {
+        len = 4;
+        lo = b == 0xF0u ? 0x90u : 0x80u;
+        hi = b == 0xF4u ? 0x8Fu : 0xBFu;   /* nothing past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (i = 2; i < len; i++) {
+        if (p[i] < 0x80u || p[i] > 0xBFu) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+static int utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t l = utf8_seq(p + i, n - i);
+        if (l == 0u) {
+            return 0;
+        }
+        i += l;
+    }
+    return 1;
+}
+
+/* Walks one well-formed item (tr_cbor_check passed) applying the content rules. */
+static tr_status check_content(tr_cbor_reader *r, int depth)
+{
+    tr_cbor_type t;
+    const uint8_t *p;
+    size_t n, i, j;
+    uint64_t key, other;
+    tr_status s;
+
+    if (depth > TR_CBOR_MAX_DEPTH) {
+        return TR_ERR_FORMAT;
+    }
+    tr_cbor_peek_type(r, &t);
+    switch (t) {
+    case TR_CBOR_TEXT:
+        s = read_string(r, 3, &p, &n);
+        if (s != TR_OK) {
+            return s;
+        }
+        return utf8_valid(p, n) ? TR_OK : TR_ERR_FORMAT;
+    case TR_CBOR_ARRAY:
+        s = tr_cbor_read_array(r, &n);
+        for (i = 0; s == TR_OK && i < n; i++) {
+            s = check_content(r, depth + 1);
+        }
+        return s;
+    case TR_CBOR_MAP: {
+        size_t first;
+
+        s = tr_cbor_read_map(r, &n);
+        first = r->pos;
+        for (i = 0; s == TR_OK && i < n; i++) {
+            s = tr_cbor_read_uint(r, &key);   /* TR_ERR_FORMAT for any other key type */
+            if (s == TR_OK) {
+                s = check_content(r, depth + 1);
+            }
+            if (s == TR_OK && i > 0u) {
+                /* compare with the keys before it: re-read them from the map's start */
+                tr_cbor_reader prev = *r;
+                prev.pos = first;
+                for (j = 0; j < i; j++) {
+                    tr_cbor_read_uint(&prev, &other);
+                    tr_cbor_skip(&prev);
+                    if (other == key) {
+                        return TR_ERR_FORMAT;
+                    }
+                }
+            }
+        }
+        return s;
+    }
+    default:
+        return tr_cbor_skip(r);
+    }
+}
+
+tr_status tr_cbor_check_strict(const uint8_t *buf, size_t len)
+{
+    tr_cbor_reader r;
+    tr_status s = tr_cbor_check(buf, len);
+
+    if (s != TR_OK) {
+        return s;
+    }
+    tr_cbor_reader_init(&r, buf, len);
+    return check_content(&r, 0);
+}
+
 /* ---- writer ---- */
 
 tr_status tr_cbor_writer_init(tr_cbor_writer *w, uint8_t *buf, size_t cap)
@@ -448,6 +572,11 @@ tr_status tr_cbor_write_int(tr_cbor_writer *w, int64_t v)
         return put_head(w, 0, (uint64_t)v);
     }
     return put_head(w, 1, (uint64_t)(-1 - v));
+}
+
+tr_status tr_cbor_write_nint(tr_cbor_writer *w, uint64_t n)
+{
+    return put_head(w, 1, n);
 }
 
 tr_status tr_cbor_write_bytes(tr_cbor_writer *w, const uint8_t *p, size_t n)

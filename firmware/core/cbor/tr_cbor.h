@@ -60,6 +60,8 @@ tr_status tr_cbor_read_uint(tr_cbor_reader *r, uint64_t *v);
 tr_status tr_cbor_read_u32(tr_cbor_reader *r, uint32_t *v);
 /* Major 0 or 1; TR_ERR_OVERFLOW when it does not fit an int64_t. */
 tr_status tr_cbor_read_int(tr_cbor_reader *r, int64_t *v);
+/* Major 1 only: the item's value is -1 - *n (covers -2^64 ... -1). */
+tr_status tr_cbor_read_nint(tr_cbor_reader *r, uint64_t *n);
 /* Byte string: *p points into the input, valid as long as the input is. */
 tr_status tr_cbor_read_bytes(tr_cbor_reader *r, const uint8_t **p, size_t *n);
 /* Text string (not NUL-terminated; UTF-8 is not checked). */
@@ -74,11 +76,18 @@ tr_status tr_cbor_read_null(tr_cbor_reader *r);
 tr_status tr_cbor_skip(tr_cbor_reader *r);
 /* TR_OK when buf holds exactly one well-formed item of the subset. */
 tr_status tr_cbor_check(const uint8_t *buf, size_t len);
+/* tr_cbor_check plus the content rules of SPEC §2 that the host codec enforces:
+ * text is valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF) and every map key is an unsigned integer, none repeated within its
+ * map (TR_ERR_FORMAT otherwise). Finding repeats costs O(keys^2) per map. */
+tr_status tr_cbor_check_strict(const uint8_t *buf, size_t len);
 
 /* ---- writer ---- */
 tr_status tr_cbor_writer_init(tr_cbor_writer *w, uint8_t *buf, size_t cap);
 tr_status tr_cbor_write_uint(tr_cbor_writer *w, uint64_t v);
 tr_status tr_cbor_write_int(tr_cbor_writer *w, int64_t v);
+/* The negative integer -1 - n (major 1; reaches -2^64, which int64_t cannot). */
+tr_status tr_cbor_write_nint(tr_cbor_writer *w, uint64_t n);
 tr_status tr_cbor_write_bytes(tr_cbor_writer *w, const uint8_t *p, size_t n);
 tr_status tr_cbor_write_text(tr_cbor_writer *w, const char *p, size_t n);
 /* NUL-terminated text. */

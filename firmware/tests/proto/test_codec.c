@@ -125,6 +125,71 @@ static void test_cbor_reader(void)
     }
 }
 
+/* The primitives the shared vectors need beyond the device's bodies. */
+static void test_cbor_nint_and_strict(void)
+{
+    static const uint8_t min64[] = {0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint8_t buf[16];
+    tr_cbor_writer w;
+    tr_cbor_reader r;
+    uint64_t n;
+    int64_t i;
+
+    /* -2^64 has no int64_t: read and written as its argument 2^64-1 */
+    tr_cbor_reader_init(&r, min64, sizeof min64);
+    CHECK(tr_cbor_read_int(&r, &i) == TR_ERR_OVERFLOW, "-2^64 is not an int64");
+    CHECK(tr_cbor_read_nint(&r, &n) == TR_OK && n == UINT64_MAX && r.pos == sizeof min64, "nint -2^64");
+    tr_cbor_reader_init(&r, min64, 1);
+    CHECK(tr_cbor_read_nint(&r, &n) == TR_ERR_TRUNCATED, "nint cut short");
+    tr_cbor_reader_init(&r, (const uint8_t *)"\x01", 1);
+    CHECK(tr_cbor_read_nint(&r, &n) == TR_ERR_FORMAT && r.pos == 0, "uint is not a nint");
+    tr_cbor_writer_init(&w, buf, sizeof buf);
+    tr_cbor_write_nint(&w, UINT64_MAX);
+    tr_cbor_write_nint(&w, 0);
+    tr_cbor_write_nint(&w, 24);
+    CHECK(w.status == TR_OK && hex_eq(buf, w.len, "3bffffffffffffffff" "20" "3818"), "nint writer");
+
+    /* content rules: UTF-8 text, unsigned and unique map keys (at any depth) */
+    {
+        static const struct {
+            const char *hex;
+            tr_status want;
+        } cases[] = {
+            {"a201000200", TR_OK},               /* keys 1, 2 */
+            {"a202000100", TR_OK},               /* order is not checked, repeats are */
+            {"a201000100", TR_ERR_FORMAT},       /* key 1 twice */
+            {"a3010002001a0000000100", TR_ERR_FORMAT}, /* same key, longer head */
+            {"a1616101", TR_ERR_FORMAT},         /* text key */
+            {"a12001", TR_ERR_FORMAT},           /* negative key */
+            {"81a201000100", TR_ERR_FORMAT},     /* repeat inside an array */
+            {"a101a201000100", TR_ERR_FORMAT},   /* repeat in a nested map */
+            {"6568c3a96c6c", TR_OK},             /* "h\u00e9ll" */
+            {"64f09f9880", TR_OK},               /* U+1F600 */
+            {"62c328", TR_ERR_FORMAT},           /* bad continuation */
+            {"62c0af", TR_ERR_FORMAT},           /* overlong '/' */
+            {"63eda080", TR_ERR_FORMAT},         /* surrogate U+D800 */
+            {"64f4908080", TR_ERR_FORMAT},       /* past U+10FFFF */
+            {"62e282", TR_ERR_FORMAT},           /* sequence cut by the string's end */
+            {"62c3a9", TR_OK},
+            {"4101", TR_OK},                     /* byte strings are not UTF-8 checked */
+            {"42c328", TR_OK},
+            {"a201", TR_ERR_TRUNCATED},          /* well-formedness first */
+        };
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            uint8_t item[32];
+            size_t len = strlen(cases[k].hex) / 2u;
+            char what[64];
+            for (size_t j = 0; j < len; j++) {
+                unsigned v;
+                sscanf(cases[k].hex + 2u * j, "%2x", &v);
+                item[j] = (uint8_t)v;
+            }
+            snprintf(what, sizeof what, "strict check of %s", cases[k].hex);
+            CHECK(tr_cbor_check_strict(item, len) == cases[k].want, what);
+        }
+    }
+}
+
 static void test_sha256(void)
 {
     uint8_t d[32];
@@ -286,6 +351,7 @@ int main(void)
 {
     test_cbor_writer();
     test_cbor_reader();
+    test_cbor_nint_and_strict();
     test_sha256();
     test_crc_cobs();
     test_frames();
