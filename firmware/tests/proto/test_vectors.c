@@ -1,15 +1,34 @@
-/* The shared vectors protocol/vectors/NAME.vec (format: protocol/vectors/README.md):
- * each block's wire hex is decoded and its header fields and body checked,
- * re-encoded and compared byte for byte, and its body rendered in CBOR
- * diagnostic notation and compared with `diag:`. Usage: test_vectors DIR */
+/* The shared vectors protocol/vectors/NAME.vec (format: protocol/vectors/README.md),
+ * so that the C codec agrees with the TypeScript one on every block:
+ * - frames (`wire:`): decoded, header fields and body checked, re-encoded byte
+ *   for byte, body rendered in CBOR diagnostic notation and compared with
+ *   `diag:`; an invalid frame is fed to a device, which must drop it with a NAK
+ *   or answer the ERROR code the vector names;
+ * - CBOR items (cbor.vec): a valid item passes the strict subset check, renders
+ *   as `diag:` and re-encodes canonically to `hex:`; an invalid one is refused
+ *   (TRUNCATED as TR_ERR_TRUNCATED, every other defect as TR_ERR_FORMAT);
+ * - CRC-32 (crc32.vec) and COBS (cobs.vec): computed, encoded and decoded back.
+ * Usage: test_vectors DIR */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cbor/tr_cbor.h"
+#include "proto/tr_cobs.h"
+#include "proto/tr_crc32.h"
+#include "proto/tr_device.h"
 #include "proto/tr_frame.h"
+#include "proto/tr_proto.h"
 #include "proto_test.h"
+
+/* A device for the invalid frames: no model is needed to refuse them. */
+#define MAX_FRAME 2048u
+#define SLOTS 4u
+#define SAMPLE_MAX 256u
+#define BLOB_MAX 4096u
+#define ARENA (16u * 1024u)
+#include "device_fixture.h"
 
 #define MAX_BLOCK_KEYS 24
 #define MAX_LINE 140000
@@ -80,7 +99,6 @@ static int diag_item(tr_cbor_reader *r, char *out, size_t cap, size_t *len, int 
     const uint8_t *p;
     const char *c;
     uint64_t u;
-    int64_t s;
     int b;
 
     if (depth > TR_CBOR_MAX_DEPTH || tr_cbor_peek_type(r, &t) != TR_OK) {
@@ -92,8 +110,12 @@ static int diag_item(tr_cbor_reader *r, char *out, size_t cap, size_t *len, int 
         snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)u);
         return put(out, cap, len, tmp);
     case TR_CBOR_NINT:
-        if (tr_cbor_read_int(r, &s) != TR_OK) return -1;
-        snprintf(tmp, sizeof tmp, "%lld", (long long)s);
+        /* -1 - u; at u = 2^64-1 the magnitude 2^64 needs one more bit than u */
+        if (tr_cbor_read_nint(r, &u) != TR_OK) return -1;
+        if (u == UINT64_MAX) {
+            return put(out, cap, len, "-18446744073709551616");
+        }
+        snprintf(tmp, sizeof tmp, "-%llu", (unsigned long long)u + 1ull);
         return put(out, cap, len, tmp);
     case TR_CBOR_BYTES:
         if (tr_cbor_read_bytes(r, &p, &n) != TR_OK || put(out, cap, len, "h'") != 0) return -1;
@@ -143,6 +165,221 @@ static int diag_item(tr_cbor_reader *r, char *out, size_t cap, size_t *len, int 
     }
 }
 
+/* Copies one item through the canonical writer (the re-encoding half of a
+ * round trip: reader and writer must give back the input bytes). */
+static int reencode(tr_cbor_reader *r, tr_cbor_writer *w, int depth)
+{
+    tr_cbor_type t;
+    size_t n, i;
+    const uint8_t *p;
+    const char *c;
+    uint64_t u;
+    int b;
+
+    if (depth > TR_CBOR_MAX_DEPTH || tr_cbor_peek_type(r, &t) != TR_OK) {
+        return -1;
+    }
+    switch (t) {
+    case TR_CBOR_UINT:
+        return tr_cbor_read_uint(r, &u) == TR_OK && tr_cbor_write_uint(w, u) == TR_OK ? 0 : -1;
+    case TR_CBOR_NINT:
+        return tr_cbor_read_nint(r, &u) == TR_OK && tr_cbor_write_nint(w, u) == TR_OK ? 0 : -1;
+    case TR_CBOR_BYTES:
+        return tr_cbor_read_bytes(r, &p, &n) == TR_OK && tr_cbor_write_bytes(w, p, n) == TR_OK ? 0 : -1;
+    case TR_CBOR_TEXT:
+        return tr_cbor_read_text(r, &c, &n) == TR_OK && tr_cbor_write_text(w, c, n) == TR_OK ? 0 : -1;
+    case TR_CBOR_ARRAY:
+    case TR_CBOR_MAP:
+        if (t == TR_CBOR_ARRAY) {
+            if (tr_cbor_read_array(r, &n) != TR_OK || tr_cbor_write_array(w, n) != TR_OK) return -1;
+        } else {
+            if (tr_cbor_read_map(r, &n) != TR_OK || tr_cbor_write_map(w, n) != TR_OK) return -1;
+            n *= 2u;
+        }
+        for (i = 0; i < n; i++) {
+            if (reencode(r, w, depth + 1) != 0) return -1;
+        }
+        return 0;
+    case TR_CBOR_BOOL:
+        return tr_cbor_read_bool(r, &b) == TR_OK && tr_cbor_write_bool(w, b) == TR_OK ? 0 : -1;
+    case TR_CBOR_NULL:
+        return tr_cbor_read_null(r) == TR_OK && tr_cbor_write_null(w) == TR_OK ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
+static int g_cbor, g_crc, g_cobs;
+
+/* cbor.vec: one item, valid or refused. */
+static void check_cbor(const char *what, const char *hex)
+{
+    static uint8_t item[4096], again[4096];
+    static char dg[16384];
+    const char *valid = get("valid"), *want = get("diag"), *error = get("error");
+    size_t n, len = 0;
+    int ok;
+    tr_status st;
+
+    g_cbor++;
+    n = unhex(hex, item, sizeof item, &ok);
+    CHECK(ok && valid != NULL, what);
+    st = tr_cbor_check_strict(item, n);
+    if (valid != NULL && strcmp(valid, "false") == 0) {
+        tr_status expect = error != NULL && strcmp(error, "TRUNCATED") == 0 ? TR_ERR_TRUNCATED
+                                                                             : TR_ERR_FORMAT;
+        if (st != expect) {
+            printf("  %s: %s refused with %d, want %d\n", what, error != NULL ? error : "?", st, expect);
+        }
+        CHECK(error != NULL && st == expect, what);
+        return;
+    }
+    CHECK(st == TR_OK && want != NULL, what);
+    if (st != TR_OK || want == NULL) {
+        return;
+    }
+    {
+        tr_cbor_reader r;
+        tr_cbor_writer w;
+
+        tr_cbor_reader_init(&r, item, n);
+        dg[0] = '\0';
+        CHECK(diag_item(&r, dg, sizeof dg, &len, 0) == 0 && r.pos == n, what);
+        if (strcmp(dg, want) != 0) {
+            printf("  %s diag\n    want %s\n    got  %s\n", what, want, dg);
+        }
+        CHECK(strcmp(dg, want) == 0, what);
+        tr_cbor_reader_init(&r, item, n);
+        tr_cbor_writer_init(&w, again, sizeof again);
+        CHECK(reencode(&r, &w, 0) == 0 && w.len == n && memcmp(again, item, n) == 0, what);
+    }
+}
+
+/* crc32.vec: the CRC of `hex`, one-shot and fed in two pieces. */
+static void check_crc(const char *what, const char *hex, const char *want)
+{
+    static uint8_t in[4096];
+    size_t n;
+    int ok;
+    uint32_t crc = 0, reg = TR_CRC32_INIT;
+
+    g_crc++;
+    n = unhex(hex, in, sizeof in, &ok);
+    CHECK(ok, what);
+    CHECK(tr_crc32(in, n, &crc) == TR_OK && crc == (uint32_t)strtoul(want, NULL, 0), what);
+    tr_crc32_update(&reg, in, n / 3u);
+    tr_crc32_update(&reg, in + n / 3u, n - n / 3u);
+    CHECK((reg ^ 0xFFFFFFFFu) == crc, what);
+}
+
+/* cobs.vec: `hex` encodes to `cobs` and `cobs` decodes back to `hex`. */
+static void check_cobs(const char *what, const char *hex, const char *want)
+{
+    static uint8_t in[4096], enc[4096], dec[4096], out[4096];
+    size_t n, en, on, dn;
+    int ok, ok2;
+
+    g_cobs++;
+    n = unhex(hex, in, sizeof in, &ok);
+    en = unhex(want, enc, sizeof enc, &ok2);
+    CHECK(ok && ok2, what);
+    CHECK(tr_cobs_encode(in, n, out, sizeof out, &on) == TR_OK && on == en && memcmp(out, enc, en) == 0,
+          what);
+    CHECK(on <= TR_COBS_MAX(n), what);
+    CHECK(tr_cobs_decode(enc, en, dec, sizeof dec, &dn) == TR_OK && dn == n && memcmp(dec, in, n) == 0,
+          what);
+}
+
+/* What the device sent since the last call: the first frame, parsed. */
+static uint8_t g_sent[4096];
+static size_t g_sent_len;
+
+static tr_status cap_tx(void *ctx, const uint8_t *b, size_t n)
+{
+    (void)ctx;
+    if (n > sizeof g_sent - g_sent_len) {
+        return TR_ERR_NOMEM;
+    }
+    memcpy(g_sent + g_sent_len, b, n);
+    g_sent_len += n;
+    return TR_OK;
+}
+
+static uint64_t no_counter(void)
+{
+    return 0;
+}
+
+static uint32_t code_of(const char *name)
+{
+    static const char *const names[] = {"NONE", "BAD_FRAME", "UNKNOWN_TYPE", "BAD_BODY", "TOO_LARGE",
+                                        "BAD_CHUNK", "INCOMPLETE", "HASH_MISMATCH", "NO_MODEL",
+                                        "MODEL_INVALID", "MODEL_TOO_LARGE", "BAD_WEIGHTS", "BAD_SAMPLE",
+                                        "BAD_ARG", "NOT_SUPPORTED", "INTERNAL"};
+    uint32_t i;
+
+    for (i = 1; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/* invalid.vec on a fresh device: `device: nak` or `device: error NAME`. */
+static void check_device(const char *what, const uint8_t *wire, size_t n, const char *want)
+{
+    static uint8_t raw[MAX_FRAME];
+    tr_device_config cfg;
+    tr_device_mem mem;
+    tr_device_port port;
+    tr_frame_rx rx;
+    tr_frame f;
+    tr_frame_event ev = TR_FRAME_NONE;
+    size_t used = 0;
+    uint32_t code = 0;
+
+    fixture_setup(&cfg, &mem);
+    memset(&port, 0, sizeof port);
+    port.tx = cap_tx;
+    port.counter = no_counter;
+    port.info.board = "vector-board";
+    port.info.counter = "ns";
+    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, what);
+    g_sent_len = 0;   /* the boot event */
+    tr_device_feed(&dev, wire, n);
+    tr_frame_rx_init(&rx, raw, sizeof raw);
+    tr_frame_feed(&rx, g_sent, g_sent_len, &used, &ev);
+    CHECK(ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, &f) == TR_OK, what);
+    if (ev != TR_FRAME_OK || tr_frame_parse(rx.buf, rx.len, &f) != TR_OK) {
+        return;
+    }
+    if (strcmp(want, "nak") == 0) {
+        CHECK(f.type == TR_MSG_NAK, what);
+        return;
+    }
+    if (f.type == TR_MSG_ERROR && f.body_len > 0u) {
+        tr_cbor_reader r;
+        size_t pairs, i;
+        uint64_t key;
+
+        tr_cbor_reader_init(&r, f.body, f.body_len);
+        if (tr_cbor_read_map(&r, &pairs) == TR_OK) {
+            for (i = 0; i < pairs && tr_cbor_read_uint(&r, &key) == TR_OK; i++) {
+                if (key == 1u) {
+                    tr_cbor_read_u32(&r, &code);
+                    break;
+                }
+                tr_cbor_skip(&r);
+            }
+        }
+    }
+    if (strncmp(want, "error ", 6) != 0 || f.type != TR_MSG_ERROR || code != code_of(want + 6)) {
+        printf("  %s: device sent type 0x%02x code %u, want %s\n", what, f.type, (unsigned)code, want);
+    }
+    CHECK(strncmp(want, "error ", 6) == 0 && f.type == TR_MSG_ERROR && code == code_of(want + 6), what);
+}
+
 static int is_bad_vector(void)
 {
     const char *v = get("valid");
@@ -159,7 +396,7 @@ static unsigned long num(const char *s)
 
 static void check_block(const char *file)
 {
-    static uint8_t wire[70000], raw[70000], again[70000];
+    static uint8_t wire[70000], raw[65535] /* the host limit */, again[70000];
     static char dg[200000];
     const char *w = get("wire"), *name = get("name"), *v;
     tr_frame_rx rx;
@@ -169,18 +406,43 @@ static void check_block(const char *file)
     int ok;
     char what[256];
 
+    snprintf(what, sizeof what, "%s: %s", file, name != NULL ? name : "(unnamed)");
     if (w == NULL) {
+        const char *hex = get("hex");
+        if (hex != NULL && (v = get("crc32")) != NULL) {
+            check_crc(what, hex, v);
+        } else if (hex != NULL && (v = get("cobs")) != NULL) {
+            check_cobs(what, hex, v);
+        } else if (hex != NULL) {
+            check_cbor(what, hex);
+        }
         return;
     }
     g_vectors++;
-    snprintf(what, sizeof what, "%s: %s", file, name != NULL ? name : "(unnamed)");
     n = unhex(w, wire, sizeof wire, &ok);
     CHECK(ok, what);
     tr_frame_rx_init(&rx, raw, sizeof raw);
     tr_frame_feed(&rx, wire, n, &used, &ev);
     if (is_bad_vector()) {
-        CHECK(ev != TR_FRAME_OK || tr_frame_parse(rx.buf, rx.len, &f) != TR_OK ||
-                  (v = get("error")) != NULL, what);
+        const char *dev_want = get("device");
+        const char *error = get("error");
+        int dropped = ev != TR_FRAME_OK || tr_frame_parse(rx.buf, rx.len, &f) != TR_OK;
+
+        CHECK(error != NULL && dev_want != NULL, what);
+        if (error == NULL || dev_want == NULL) {
+            return;
+        }
+        /* COBS, length and CRC defects never reach the dispatcher */
+        if (strcmp(error, "BAD_COBS") == 0 || strcmp(error, "TOO_SHORT") == 0 ||
+            strcmp(error, "TOO_LONG") == 0 || strcmp(error, "BAD_CRC") == 0) {
+            CHECK(dropped, what);
+        } else {
+            CHECK(!dropped, what);
+        }
+        if (!dropped && strcmp(error, "BAD_CBOR") == 0) {
+            CHECK(tr_cbor_check_strict(f.body, f.body_len) != TR_OK, what);
+        }
+        check_device(what, wire, n, dev_want);
         return;
     }
     CHECK(ev == TR_FRAME_OK && used == n, what);
@@ -301,6 +563,8 @@ int main(int argc, char **argv)
         }
         closedir(d);
     }
-    printf("test_vectors: %d files, %d vectors\n", files, g_vectors);
+    printf("test_vectors: %d files, %d frames, %d CBOR items, %d CRC-32, %d COBS\n", files, g_vectors,
+           g_cbor, g_crc, g_cobs);
+    CHECK(g_vectors > 0 && g_cbor > 0 && g_crc > 0 && g_cobs > 0, "every kind of vector was read");
     TEST_DONE("test_vectors");
 }
