@@ -44,6 +44,8 @@ export const Errors = {
   NO_SAMPLES: createError('TR_NO_SAMPLES', 'the device holds no samples', 409),
   MODEL_MISMATCH: createError('TR_MODEL_MISMATCH', 'the snapshot was taken from a different model', 409),
   PAYLOAD_TOO_LARGE: createError('TR_PAYLOAD_TOO_LARGE', 'request too large', 413),
+  MODEL_TOO_LARGE: createError('TR_MODEL_TOO_LARGE', 'the model does not fit the memory of this board', 422),
+  MODEL_INVALID: createError('TR_MODEL_INVALID', 'the board found the model invalid', 422),
   UNSUPPORTED_MEDIA: createError('TR_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', 415),
   RATE_LIMITED: createError('TR_RATE_LIMITED', 'too many requests', 429),
   INTERNAL: createError('TR_INTERNAL', 'internal error', 500),

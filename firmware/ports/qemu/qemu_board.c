@@ -178,15 +178,15 @@ int main(void)
         return 2;
     }
     g_dev_ready = 1;
-    tr_qemu_watchdog_start(WATCHDOG_MS);
     for (;;) {
-        size_t n;
-        tr_qemu_watchdog_feed(); /* asleep, the SysTick wakes the loop every 0.7 s */
-        n = tr_qemu_uart_read(buf, sizeof buf);
+        size_t n = tr_qemu_uart_read(buf, sizeof buf);
         if (n == 0u) {
+            tr_qemu_watchdog_stop(); /* asleep is not hung */
             tr_qemu_uart_wait();
+            tr_qemu_watchdog_start(WATCHDOG_MS);
             continue;
         }
+        tr_qemu_watchdog_feed();
         (void)tr_device_feed(&g_dev, buf, n);
         if (g_reset_pending) {
             g_reset_pending = 0;

@@ -1,47 +1,43 @@
 /* The instruction counter. Under -icount shift=0 QEMU advances virtual time
- * by exactly 1 ns per guest instruction, so the SysTick on the 25 MHz system
- * clock counts one tick per 40 instructions, the same on every run whatever
- * the host's load. The interrupt extends the 24-bit counter to 64 bits. */
+ * by exactly 1 ns per guest instruction; CMSDK TIMER0 counts down at the
+ * 25 MHz peripheral clock, one tick per 40 instructions. Each read waits for
+ * the next tick edge, so a step that starts at an edge and runs the same
+ * instructions ends at the same phase: the difference of two reads is the
+ * same on every run, to the instruction, whatever the host's load. No
+ * interrupt is involved (none may land inside a step and add to it). */
 #include "qemu_port.h"
 
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
-#define ICSR_PENDSTSET (1u << 26)
-#define SYST_PERIOD 0x01000000u /* 2^24 ticks per wrap */
-#ifndef TR_QEMU_NS_PER_TICK
-#define TR_QEMU_NS_PER_TICK 40u /* 25 MHz system clock */
-#endif
+#define TIMER0_BASE 0x40000000u
+#define TIMER_CTRL (*(volatile uint32_t *)(TIMER0_BASE + 0x00u))
+#define TIMER_VALUE (*(volatile uint32_t *)(TIMER0_BASE + 0x04u))
+#define TIMER_RELOAD (*(volatile uint32_t *)(TIMER0_BASE + 0x08u))
+#define TIMER_ENABLE 0x1u
+#define NS_PER_TICK 40u /* 25 MHz */
 
-static volatile uint64_t g_wraps_ticks;
-
-void tr_qemu_systick_handler(void)
-{
-    g_wraps_ticks += SYST_PERIOD;
-}
+static uint64_t g_ticks;  /* ticks up to g_last */
+static uint32_t g_last;   /* timer value at the last read */
 
 void tr_qemu_counter_init(void)
 {
-    g_wraps_ticks = 0u;
-    SYST_RVR = SYST_PERIOD - 1u;
-    SYST_CVR = 0u;
-    SYST_CSR = 0x7u; /* processor clock, interrupt, enable */
+    TIMER_CTRL = 0u;
+    TIMER_RELOAD = 0xFFFFFFFFu;
+    TIMER_VALUE = 0xFFFFFFFFu;
+    TIMER_CTRL = TIMER_ENABLE;
+    g_ticks = 0u;
+    g_last = TIMER_VALUE;
 }
 
+/* Free-running: a 32-bit wrap takes 171 s of virtual time; a wrap missed
+ * while the board sleeps longer than that only shifts the origin, never the
+ * difference between two reads around a step. */
 uint64_t tr_qemu_instructions(void)
 {
-    uint32_t primask;
-    uint64_t base;
-    uint32_t cur;
-    __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
-    cur = SYST_CVR;
-    base = g_wraps_ticks;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        /* wrapped since the last interrupt: count the wrap, read again */
-        cur = SYST_CVR;
-        base += SYST_PERIOD;
-    }
-    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
-    return (base + (SYST_PERIOD - 1u - cur)) * TR_QEMU_NS_PER_TICK;
+    uint32_t start = TIMER_VALUE;
+    uint32_t now;
+    do {
+        now = TIMER_VALUE;
+    } while (now == start);
+    g_ticks += (uint32_t)(g_last - now); /* a down counter: wraps in unsigned arithmetic */
+    g_last = now;
+    return g_ticks * NS_PER_TICK;
 }

@@ -30,16 +30,18 @@ void tr_qemu_uart_wait(void);
 /* Bytes lost because the ring was full (never expected: the ring is larger than a window). */
 uint32_t tr_qemu_uart_overruns(void);
 
-/* Instructions executed since boot. QEMU runs with -icount shift=0: one
- * instruction is one nanosecond of virtual time, and SysTick on the 25 MHz
- * system clock ticks every 40 of them. */
+/* Instructions executed since boot, counted in steps of 40. QEMU runs with
+ * -icount shift=0: one instruction is one nanosecond of virtual time; TIMER0
+ * ticks every 40 of them and a read waits for a tick edge, so differences
+ * between reads around the same work repeat exactly. */
 void tr_qemu_counter_init(void);
 uint64_t tr_qemu_instructions(void);
 
-/* The watchdog (NMI on expiry): started once, fed by the main loop. The
- * timeout is at most 171 s (32-bit count at 25 MHz). */
+/* The watchdog (NMI on expiry): started when work begins, fed by the main
+ * loop, stopped while it sleeps. At most 171 s (32-bit count at 25 MHz). */
 void tr_qemu_watchdog_start(uint32_t timeout_ms);
 void tr_qemu_watchdog_feed(void);
+void tr_qemu_watchdog_stop(void);
 /* True in the NMI handler when the watchdog raised it. */
 int tr_qemu_watchdog_fired(void);
 

@@ -71,7 +71,6 @@ static void busfault_handler(void) { fault("busfault"); }
 static void usagefault_handler(void) { fault("usagefault"); }
 void tr_qemu_default_irq(void) { fault("unexpected interrupt"); }
 
-void tr_qemu_systick_handler(void) __attribute__((weak, alias("tr_qemu_default_irq")));
 void tr_qemu_uart0_rx_handler(void) __attribute__((weak, alias("tr_qemu_default_irq")));
 
 void tr_qemu_reset(void)
@@ -100,7 +99,7 @@ static void (*const tr_qemu_vectors[16 + 32])(void) = {
     [11] = tr_qemu_default_irq, /* SVCall */
     [12] = tr_qemu_default_irq, /* debug monitor */
     [14] = tr_qemu_default_irq, /* PendSV */
-    [15] = tr_qemu_systick_handler,
+    [15] = tr_qemu_default_irq, /* SysTick: not used */
     [16 + 0] = tr_qemu_uart0_rx_handler,
     [16 + 1] = tr_qemu_default_irq,  [16 + 2] = tr_qemu_default_irq,  [16 + 3] = tr_qemu_default_irq,
     [16 + 4] = tr_qemu_default_irq,  [16 + 5] = tr_qemu_default_irq,  [16 + 6] = tr_qemu_default_irq,

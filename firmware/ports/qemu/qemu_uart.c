@@ -78,8 +78,9 @@ void tr_qemu_uart_wait(void)
     /* With interrupts masked, WFI still wakes on a pending one: no byte can
      * slip in between the check and the sleep. */
     __asm__ volatile("cpsid i" ::: "memory");
-    if (g_head == g_tail) {
+    while (g_head == g_tail) {
         __asm__ volatile("wfi" ::: "memory");
+        __asm__ volatile("cpsie i\n cpsid i" ::: "memory"); /* let the handler run */
     }
     __asm__ volatile("cpsie i" ::: "memory");
 }

@@ -1,8 +1,9 @@
 /* CMSDK APB watchdog of the MPS2 machines (0x40008000), clocked at 25 MHz and
- * wired to the NMI: a main loop that stops feeding it for the timeout ends in
- * the NMI handler, which reports and stops the board, so its supervisor
- * restarts it. Under -icount the timeout is virtual time: 40 instructions a
- * tick while the board runs, real time while it sleeps. */
+ * wired to the NMI: work that does not return to the main loop within the
+ * timeout ends in the NMI handler, which reports and stops the board, so its
+ * supervisor restarts it. The loop stops the watchdog before it sleeps (a
+ * sleeping board is not hung) and starts it again when bytes arrive. Under
+ * -icount the timeout is virtual time: 40 instructions a tick. */
 #include "qemu_port.h"
 
 #define WDOG_BASE 0x40008000u
@@ -27,6 +28,14 @@ void tr_qemu_watchdog_feed(void)
 {
     WDOG_LOCK = WDOG_UNLOCK_KEY;
     WDOG_INTCLR = 1u; /* clears the interrupt and reloads the counter */
+    WDOG_LOCK = 0u;
+}
+
+void tr_qemu_watchdog_stop(void)
+{
+    WDOG_LOCK = WDOG_UNLOCK_KEY;
+    WDOG_CONTROL = 0u;
+    WDOG_INTCLR = 1u;
     WDOG_LOCK = 0u;
 }
 

@@ -281,6 +281,13 @@ export class Board extends EventEmitter {
         return Errors.ENGINE_MISSING(`device ${this.id} cannot ${what}: its firmware has no training engine (${msg})`);
       }
       if (codeName === 'NO_MODEL' || codeName === '8') return Errors.NO_MODEL(`device ${this.id} has no model loaded; cannot ${what}`);
+      if (codeName === 'MODEL_TOO_LARGE' || codeName === '10') {
+        const need = e.detail ? `: it needs ${e.detail} bytes of arena, the board has ${this.hello?.arenaBytes ?? '?'}` : '';
+        return Errors.MODEL_TOO_LARGE(`device ${this.id} cannot hold the model${need} (${msg})`, { device: codeName, needBytes: e.detail ?? null });
+      }
+      if (codeName === 'MODEL_INVALID' || codeName === '9') {
+        return Errors.MODEL_INVALID(`device ${this.id} refused the model at validation: ${msg}`, { device: codeName, detail: e.detail });
+      }
       return Errors.DEVICE_ERROR(`device ${this.id} refused ${what}: ${msg}`, { device: codeName, detail: e.detail });
     }
     return Errors.INTERNAL(`device ${this.id}: ${what} failed: ${msg}`);

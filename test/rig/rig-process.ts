@@ -1,0 +1,93 @@
+// The emulated rig as the tests use it: scripts/rig as a child process in a
+// temporary directory, exactly as ./scripts/start runs it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../../server/src/config.js';
+import { until } from '../server/helpers.js';
+
+export interface RigDevice {
+  id: string;
+  path: string;
+  board: string;
+  class: string;
+  emulated: boolean;
+  tags: string[];
+  powerBoard?: string;
+}
+
+export const QEMU_CLASSES = ['m0plus', 'm4', 'm7'] as const;
+
+export function boardElf(cls: string): string {
+  return path.join(repoRoot, 'firmware', 'build', 'qemu', cls, 'tinyrig-board.elf');
+}
+
+/** Fails with what to do when the QEMU firmware is not built. */
+export function requireBoardFirmware(): void {
+  const missing = QEMU_CLASSES.map(boardElf).filter((f) => !fs.existsSync(f));
+  if (missing.length) throw new Error(`QEMU board firmware not built (make -C firmware): ${missing.join(', ')}`);
+}
+
+export class RigProcess {
+  child: ChildProcess | null = null;
+  log = '';
+
+  constructor(
+    readonly dir: string,
+    readonly counts: Record<string, number>,
+  ) {}
+
+  get devicesFile(): string {
+    return path.join(this.dir, 'devices.json');
+  }
+
+  async start(timeoutMs = 45_000): Promise<RigDevice[]> {
+    const args = ['--import', 'tsx', path.join(repoRoot, 'scripts', 'rig.ts'), 'start', '--dir', this.dir];
+    for (const [cls, n] of Object.entries(this.counts)) args.push(`--${cls}`, String(n));
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout!.on('data', (d) => (this.log += d.toString()));
+    child.stderr!.on('data', (d) => (this.log += d.toString()));
+    await until(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the rig exited (${child.exitCode}): ${this.log}`);
+        return fs.existsSync(this.devicesFile);
+      },
+      timeoutMs,
+      'rig devices file',
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${this.log}`);
+    });
+    return this.devices();
+  }
+
+  devices(): RigDevice[] {
+    return (JSON.parse(fs.readFileSync(this.devicesFile, 'utf8')) as { devices: RigDevice[] }).devices;
+  }
+
+  /** Processes the rig supervises (its direct children), with their command lines. */
+  boards(): { pid: number; cmd: string }[] {
+    const out: { pid: number; cmd: string }[] = [];
+    for (const p of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === this.child?.pid) out.push({ pid: Number(p), cmd: fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ') });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+    await gone;
+    clearTimeout(t);
+  }
+}
