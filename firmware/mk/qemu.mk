@@ -14,6 +14,11 @@ QEMU_GIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 qemu_field = $(shell python3 -c "import json;c=[x for x in json.load(open('boards.json'))['classes'] if x['class']=='$(1)'][0];print($(2))")
 QEMU_PORT_TESTS := $(patsubst tests/qemu/test_%.c,%,$(wildcard tests/qemu/test_*.c))
 QEMU_RUN := timeout 60 qemu-system-arm -display none -monitor none -serial none -semihosting -icount shift=0
+# Kernels: ARMv7E-M SIMD (core/kernels/tr_kernels_dsp.c) on the M4 and M7, the
+# portable references on the M0+ (ARMv6-M has no SIMD). Bit-identical either way.
+QEMU_KERNELS_m0plus :=
+QEMU_KERNELS_m4 := -DTR_KERNELS_DSP
+QEMU_KERNELS_m7 := -DTR_KERNELS_DSP
 # Arena for the engine: what the class's SRAM leaves after the other buffers.
 QEMU_ARENA_m0plus := 98304
 QEMU_ARENA_m4 := 98304
@@ -24,7 +29,7 @@ QEMU_MACHINE_$(1) := $(call qemu_field,$(1),c['qemu']['machine'])
 QEMU_CFLAGS_$(1) := $(call qemu_field,$(1),c['qemu']['cpu_flags']) -O2 -std=c99 -Wall -Wextra -Werror \
     -Wno-unused-parameter -Icore -Iports/qemu -ffunction-sections -fdata-sections -ffp-contract=off
 QEMU_LD_$(1) := -Lports/qemu -Tports/qemu/qemu_$(1).ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
-QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE -DTR_QEMU_BOARD='"qemu-$$(QEMU_MACHINE_$(1))"' \
+QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE $(QEMU_KERNELS_$(1)) -DTR_QEMU_BOARD='"qemu-$$(QEMU_MACHINE_$(1))"' \
     -DTR_QEMU_CPU='"$(call qemu_field,$(1),c['cpu'])"' \
     -DTR_QEMU_CLOCK_HZ=$(call qemu_field,$(1),c['boards'][0]['clock_hz'])u \
     -DTR_QEMU_RAM_BYTES=$(call qemu_field,$(1),c['boards'][0]['ram_bytes'])u \
@@ -58,3 +63,42 @@ $(foreach c,$(QEMU_CLASSES),$(eval $(call QEMU_CLASS,$(c))))
 
 .PHONY: qemu-boards
 qemu-boards: $(foreach c,$(QEMU_CLASSES),$(BUILD)/qemu/$(c)/tinyrig-board.elf)
+
+# The engine's unit tests on the M4 and M7 stand-ins under semihosting, built
+# with the ARMv7E-M SIMD kernels (TR_KERNELS_DSP): test_kernels proves them
+# bit-identical to the references; test_layers and test_model run every layer
+# and the model format on the real instruction set.
+#   make -C firmware qemu-engine-test
+# Sources come from mk/engine.mk (ENGINE_SRCS, ENGINE_TESTS, ENGINE_TEST_HELPERS)
+# and per-class flags from mk/qemu.mk.
+
+QEMU_ENGINE_CLASSES := m4 m7
+
+define QEMU_ENGINE_CLASS
+QEMU_ENGINE_OBJ_$(1) := $(BUILD)/qemu/$(1)/engine
+QEMU_ENGINE_FLAGS_$(1) := $$(QEMU_CFLAGS_$(1)) $(QEMU_KERNELS_$(1)) -Iports/host -Wno-unused-function
+QEMU_ENGINE_LINK_$(1) := -Lports/qemu -Tports/qemu/qemu_test.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
+QEMU_ENGINE_LIB_$(1) := $$(patsubst %.c,$$(QEMU_ENGINE_OBJ_$(1))/%.o,$(ENGINE_SRCS) $(ENGINE_TEST_HELPERS) \
+    $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_syscalls.c)
+
+$$(QEMU_ENGINE_OBJ_$(1))/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$(QEMU_CC) $$(QEMU_ENGINE_FLAGS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/qemu/$(1)/engine-tests/%.elf: $$(QEMU_ENGINE_OBJ_$(1))/tests/engine/%.o $$(QEMU_ENGINE_LIB_$(1)) ports/qemu/qemu_test.ld
+	@mkdir -p $$(dir $$@)
+	$(QEMU_CC) $$(QEMU_ENGINE_FLAGS_$(1)) $$(QEMU_ENGINE_LINK_$(1)) $$(filter %.o,$$^) -lm -o $$@
+
+.PHONY: qemu-engine-test-$(1)
+qemu-engine-test-$(1): $(foreach t,$(ENGINE_TESTS),$(BUILD)/qemu/$(1)/engine-tests/$(t).elf)
+	@for t in $$^; do echo "$(1): $$$$t"; $(QEMU_RUN) -M $$(QEMU_MACHINE_$(1)) -kernel $$$$t || exit 1; done
+
+-include $$(QEMU_ENGINE_LIB_$(1):.o=.d)
+ALL_TARGETS += $(foreach t,$(ENGINE_TESTS),$(BUILD)/qemu/$(1)/engine-tests/$(t).elf)
+TEST_TARGETS += qemu-engine-test-$(1)
+endef
+
+$(foreach c,$(QEMU_ENGINE_CLASSES),$(eval $(call QEMU_ENGINE_CLASS,$(c))))
+
+.PHONY: qemu-engine-test
+qemu-engine-test: $(foreach c,$(QEMU_ENGINE_CLASSES),qemu-engine-test-$(c))
