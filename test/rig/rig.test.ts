@@ -7,10 +7,8 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { auth, buildApp, tempDir, until } from '../server/helpers.js';
+import { apiClient, buildApp, tempDir, until, type Json } from '../server/helpers.js';
 import { QEMU_CLASSES, RigProcess, requireBoardFirmware, type RigDevice } from './rig-process.js';
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const boardsTable = JSON.parse(fs.readFileSync(new URL('../../firmware/boards.json', import.meta.url), 'utf8')) as {
   classes: { class: string; cpu: string; qemu: { machine: string }; boards: { clock_hz: number; ram_bytes: number }[] }[];
@@ -22,23 +20,7 @@ let rig: RigProcess;
 let devices: RigDevice[];
 let app: FastifyInstance;
 
-async function post(url: string, payload: unknown = {}): Promise<{ status: number; body: Json }> {
-  const r = await app.inject({ method: 'POST', url, payload: payload as object, headers: auth() });
-  return { status: r.statusCode, body: r.json() };
-}
-
-async function get(url: string): Promise<Json> {
-  const r = await app.inject({ method: 'GET', url, headers: auth() });
-  expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
-  return r.json();
-}
-
-async function job(url: string, payload: unknown): Promise<Json> {
-  const r = await post(`${url}?wait=true`, payload);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(r.body.state, JSON.stringify(r.body.error)).toBe('succeeded');
-  return r.body;
-}
+const { post, get, job } = apiClient(() => app);
 
 async function deploy(id: string, body: Json = { model: 'cnn', seed: 1 }): Promise<Json> {
   const r = await post(`/v1/devices/${id}/model`, body);

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { auth, buildApp, tempDir, until } from './helpers.js';
+import { apiClient, auth, buildApp, tempDir, until, type Json } from './helpers.js';
 import { startTwins, stopTwins, twinBuilt, TWIN_BIN, type Twin } from './twins.js';
 
 const BOARDS = 3;
@@ -13,26 +13,7 @@ let app: FastifyInstance;
 let twins: Twin[] = [];
 let dir: string;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-async function post(url: string, payload: unknown = {}): Promise<{ status: number; body: Json }> {
-  const r = await app.inject({ method: 'POST', url, payload: payload as object, headers: auth() });
-  return { status: r.statusCode, body: r.json() };
-}
-
-async function get(url: string): Promise<Json> {
-  const r = await app.inject({ method: 'GET', url });
-  expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
-  return r.json();
-}
-
-/** Runs a job to its end (?wait=true) and returns the job; fails with its error when it failed. */
-async function job(url: string, payload: unknown): Promise<Json> {
-  const r = await post(`${url}?wait=true`, payload);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(r.body.state, JSON.stringify(r.body.error)).toBe('succeeded');
-  return r.body;
-}
+const { post, get, job } = apiClient(() => app);
 
 /** The engine-dependent tests need twins whose firmware links the engine. */
 async function requireEngine(id: string): Promise<void> {

@@ -47,3 +47,26 @@ export async function until(cond: () => boolean | Promise<boolean>, ms: number, 
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** REST calls on an in-process daemon (the app is read when called, so it may be built in beforeAll). */
+export function apiClient(app: () => FastifyInstance, token = TEST_TOKEN) {
+  const post = async (url: string, payload: unknown = {}): Promise<{ status: number; body: Json }> => {
+    const r = await app().inject({ method: 'POST', url, payload: payload as object, headers: auth(token) });
+    return { status: r.statusCode, body: r.json() };
+  };
+  const get = async (url: string): Promise<Json> => {
+    const r = await app().inject({ method: 'GET', url, headers: auth(token) });
+    if (r.statusCode !== 200) throw new Error(`GET ${url}: ${r.statusCode} ${r.body}`);
+    return r.json();
+  };
+  /** Runs a job to its end (?wait=true) and returns the job; fails with its error when it failed. */
+  const job = async (url: string, payload: unknown): Promise<Json> => {
+    const r = await post(`${url}?wait=true`, payload);
+    if (r.status !== 200) throw new Error(`POST ${url}: ${r.status} ${JSON.stringify(r.body)}`);
+    if (r.body.state !== 'succeeded') throw new Error(`job ${url} ${r.body.state}: ${JSON.stringify(r.body.error)}`);
+    return r.body;
+  };
+  return { post, get, job };
+}
