@@ -298,6 +298,7 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     int32_t *ratio = chan;
     uint32_t *mag = (uint32_t *)(chan + C);
     uint8_t *sel = (uint8_t *)(chan + 2u * C);
+    int32_t *bsum = chan + 3u * C;   /* bias gradients of a sparse step */
     int32_t *acc = (int32_t *)(void *)(e->arena + m->off_acc);
     int32_t *g = (int32_t *)(void *)(e->arena + m->off_grad);
     tr_chan_state *cs = (tr_chan_state *)(void *)(e->arena + m->off_opt + L->opt_off);
@@ -306,7 +307,7 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     uint32_t k = C;
     tr_status st = TR_OK;
 
-    touch(e, chan, 12u * C);
+    touch(e, chan, 16u * C);
     /* The classifier (last parametric layer) always updates densely: with
      * only its top-k logits pushed, the others never learn to fall. */
     if (trains && p->lambda_min_ppm < 1000000u && !is_classifier(m, i)) {
@@ -314,12 +315,14 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
                         loss_ratio);
     }
     if (k < C) {
+        /* the same pass sums each channel's bias gradient: a skipped channel
+         * still learns its bias, for one add per error element */
         if (L->act == TR_ACT_RELU) {
-            tr_mask_magnitude(act + L->act_off, e->qact[i], err, qe, positions, C, mag);
+            tr_mask_magnitude(act + L->act_off, e->qact[i], err, qe, positions, C, mag, bsum);
         } else {
-            tr_error_magnitude(err, qe, positions, C, mag);
+            tr_error_magnitude(err, qe, positions, C, mag, bsum);
         }
-        tr_sparse_select(mag, C, k, sel);
+        tr_sparse_select_weighted(mag, C, k, &e->rng, sel);
     } else {
         if (L->act == TR_ACT_RELU) {
             tr_clamp_mask_error(act + L->act_off, e->qact[i], 1, err, qe, positions * C);
@@ -356,6 +359,7 @@ static tr_status backward_param(tr_engine *e, uint32_t i, const tr_train_params 
     for (uint32_t c = 0; c < C; c++) {
         int32_t gb;
         if (!sel[c]) {
+            tr_opt_update_bias(opt, &P.bias[c], bsum[c], qe.s, &cs[c]);
             continue;
         }
         if (L->kind == TR_LAYER_CONV2D) {

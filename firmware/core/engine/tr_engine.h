@@ -29,7 +29,11 @@ typedef struct {
 
 typedef struct {
     uint32_t lr_ppm;          /* learning rate x 1e6 */
-    uint32_t lambda_min_ppm;  /* dynamic sparse update; 1e6/1e6 means dense */
+    uint32_t lambda_min_ppm;  /* dynamic sparse update; 1e6/1e6 means dense. A sparse
+                                 step updates the weights of k channels per hidden
+                                 layer (DESIGN §2.1), drawn at random with weights
+                                 growing with their error (tr_sparse_select_weighted);
+                                 every channel's bias and the classifier update in full */
     uint32_t lambda_max_ppm;
     uint32_t trainable;       /* bit i: layer i trains its weights; 0 = all */
     uint32_t bias_only;       /* bit i: layer i trains only its bias */

@@ -84,11 +84,13 @@ void tr_clamp_mask_error(const uint8_t *out, tr_qparam qout, int relu, uint8_t *
 
 /* tr_clamp_mask_error (fused ReLU) and tr_error_magnitude in one pass. */
 void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
-                       uint32_t positions, uint32_t channels, uint32_t *mag);
+                       uint32_t positions, uint32_t channels, uint32_t *mag, int32_t *bsum);
 
-/* Per-channel error magnitude sum_p |e(p, c) - z_e| into mag[channels]. */
+/* Per-channel error magnitude sum_p |e(p, c) - z_e| into mag[channels], and
+ * (bsum not NULL) the signed sum sum_p (e(p, c) - z_e), the bias gradient in
+ * error steps, into bsum[channels]: a sparse step updates every bias for it. */
 void tr_error_magnitude(const uint8_t *err, tr_qparam qerr, uint32_t positions,
-                        uint32_t channels, uint32_t *mag);
+                        uint32_t channels, uint32_t *mag, int32_t *bsum);
 
 /* Error to the input of conv2d / dense / dwconv2d into acc (int32, input
  * elements), for channels with sel[c] != 0 (sel NULL: all). *unit receives

@@ -251,3 +251,23 @@ void tr_sparse_select(const uint32_t *mag, uint32_t n, uint32_t k, uint8_t *sel)
         sel[c] = rank < k;
     }
 }
+
+void tr_sparse_select_weighted(uint32_t *mag, uint32_t n, uint32_t k, uint32_t *rng, uint8_t *sel)
+{
+    if (k < n) {
+        uint32_t bits = 0;
+        uint32_t left = 0;
+        for (uint32_t c = 0; c < n; c++) {
+            uint64_t key;
+            if (left == 0) {
+                bits = tr_rng_next(rng);
+                left = 4;
+            }
+            key = (uint64_t)mag[c] * ((bits & 0xFFu) + 1u);
+            bits >>= 8;
+            left--;
+            mag[c] = key > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)key;
+        }
+    }
+    tr_sparse_select(mag, n, k, sel);
+}

@@ -66,4 +66,14 @@ uint32_t tr_sparse_k(uint32_t n, float lambda_min, float lambda_max, float loss_
 /* Marks in sel[] the k channels of largest mag (ties: lower index first). */
 void tr_sparse_select(const uint32_t *mag, uint32_t n, uint32_t k, uint8_t *sel);
 
+/* The engine's selection: k channels drawn at random, favouring large error
+ * magnitudes. Each channel's key is mag[c] * (1 + 8 random bits from *rng);
+ * the k largest keys win (ties: lower index first). A channel whose error is
+ * zero is never chosen over one whose error is not. Unlike a plain top-k, a
+ * channel whose error is always second-largest still gets its share of updates:
+ * a fixed top-k keeps pushing the same channels on the hardest samples only,
+ * which lost 2.2 points when fine-tuning a trained model (bench/engine.ts).
+ * Overwrites mag[] with the keys; integer only (bit-exact on every target). */
+void tr_sparse_select_weighted(uint32_t *mag, uint32_t n, uint32_t k, uint32_t *rng, uint8_t *sel);
+
 #endif

@@ -9,6 +9,7 @@
 #include "model/tr_model_cbor.h"
 #include "model/tr_zoo.h"
 #include "quant/tr_quant.h"
+#include "train/tr_optimizer.h"
 #include "../../ports/host/trainer_model.h"
 #include "tr_test.h"
 
@@ -392,6 +393,127 @@ static void test_training(const char *name, tr_shape in, uint32_t classes)
     }
 }
 
+/* A sparse step (lambda 0.1): per hidden layer at most k channels change their
+ * weights, the classifier updates densely, and channels left out still learn
+ * their bias. The weighted draw gives every channel with an error its turn. */
+static void test_sparse_step(void)
+{
+    uint8_t *arena = (uint8_t *)arena_words;
+    tr_shape in = { 28, 28, 1 };
+    size_t len = make_blob("cnn", in, 10, 5, blob, sizeof blob);
+    tr_model_info info;
+    tr_engine *e = NULL;
+    tr_train_params p;
+    uint32_t rng = tr_rng_seed(21);
+    uint32_t bias_only_changes = 0, weight_changes = 0;
+    uint32_t picked[TR_MAX_LAYERS][64];
+    const tr_model_desc *m;
+    const uint8_t *w;
+    size_t wn;
+
+    memset(picked, 0, sizeof picked);
+    memset(&p, 0, sizeof p);
+    p.lr_ppm = 20000;
+    p.lambda_min_ppm = 100000;
+    p.lambda_max_ppm = 100000;
+    p.options = TR_TRAIN_QAS | TR_TRAIN_STOCHASTIC;
+    CHECK(tr_engine_load(&e, blob, len, arena, ARENA_MAX, &info) == TR_OK, "sparse: load");
+    if (e == NULL) {
+        return;
+    }
+    m = tr_engine_desc(e);
+    for (uint32_t s = 0; s < 60u; s++) {
+        uint32_t label;
+        tr_step_result r;
+        tr_engine_weights(e, &w, &wn);
+        memcpy(weights_run1, w, wn);
+        next_sample(&rng, info.input_bytes, &label, info.classes);
+        CHECK(tr_engine_train(e, sample, label, &p, &r) == TR_OK, "sparse step %u", (unsigned)s);
+        for (uint32_t i = 0; i < m->n_layers; i++) {
+            const tr_layer *L = &m->layers[i];
+            uint32_t changed = 0, last = 1;
+            if (!tr_layer_has_params(L)) {
+                continue;
+            }
+            for (uint32_t j = i + 1u; j < m->n_layers; j++) {
+                last = last && !tr_layer_has_params(&m->layers[j]);
+            }
+            for (uint32_t c = 0; c < L->channels; c++) {
+                int wch = memcmp(weights_run1 + L->w_off + c * L->fan_in, w + L->w_off + c * L->fan_in,
+                                 L->fan_in) != 0;
+                int bch = memcmp(weights_run1 + L->b_off + 4u * c, w + L->b_off + 4u * c, 4) != 0;
+                changed += (uint32_t)wch;
+                bias_only_changes += (uint32_t)(!wch && bch && !last);
+                if (wch && c < 64u) {
+                    picked[i][c]++;
+                }
+            }
+            weight_changes += changed;
+            if (!last) {
+                uint32_t k = tr_sparse_k(L->channels, 0.1f, 0.1f, 0.0f);
+                CHECK(changed <= k, "sparse: layer %u changed %u channels, k = %u", (unsigned)i,
+                      (unsigned)changed, (unsigned)k);
+            }
+        }
+    }
+    CHECK(weight_changes > 0, "sparse steps change weights");
+    CHECK(bias_only_changes > 0, "channels left out of a sparse step still learn their bias");
+    /* the second conv layer (16 channels, k = 1): over 60 steps the update
+     * goes to several channels, not always to the one of largest error */
+    {
+        uint32_t distinct = 0;
+        for (uint32_t c = 0; c < m->layers[2].channels && c < 64u; c++) {
+            distinct += picked[2][c] > 0u;
+        }
+        CHECK(m->layers[2].kind == TR_LAYER_CONV2D && distinct >= 4u,
+              "sparse: %u distinct channels of conv2 updated", (unsigned)distinct);
+    }
+}
+
+/* The weighted draw: exactly k, zero errors last, frequency follows magnitude,
+ * deterministic for one PRNG state; a plain top-k always picks the same. */
+static void test_weighted_select(void)
+{
+    static const uint32_t mag0[8] = { 0, 100, 120, 140, 160, 180, 200, 220 };
+    uint32_t count[8] = { 0 };
+    uint32_t mag[8];
+    uint8_t sel[8], sel2[8];
+    uint32_t rng = tr_rng_seed(7), rng2;
+    for (uint32_t t = 0; t < 4000u; t++) {
+        uint32_t n = 0;
+        memcpy(mag, mag0, sizeof mag);
+        rng2 = rng;
+        tr_sparse_select_weighted(mag, 8, 2, &rng, sel);
+        for (uint32_t c = 0; c < 8u; c++) {
+            n += sel[c];
+            count[c] += sel[c];
+        }
+        CHECK(n == 2u, "weighted: %u selected", (unsigned)n);
+        if (t == 0u) {
+            memcpy(mag, mag0, sizeof mag);
+            tr_sparse_select_weighted(mag, 8, 2, &rng2, sel2);
+            CHECK(memcmp(sel, sel2, 8) == 0 && rng2 == rng, "weighted: same PRNG state, same pick");
+        }
+    }
+    CHECK(count[0] == 0u, "weighted: a zero error is never picked over a nonzero one");
+    for (uint32_t c = 1; c < 8u; c++) {
+        CHECK(count[c] > 0u, "weighted: channel %u never picked", (unsigned)c);
+        CHECK(c < 2u || count[c] + 40u >= count[c - 1u], "weighted: %u picked %u, %u picked %u",
+              (unsigned)c, (unsigned)count[c], (unsigned)(c - 1u), (unsigned)count[c - 1u]);
+    }
+    CHECK(count[7] > count[1] * 2u, "weighted: large errors picked more often (%u vs %u)",
+          (unsigned)count[7], (unsigned)count[1]);
+    /* with only one nonzero channel and k = 3, that channel and then index order */
+    {
+        uint32_t one[5] = { 0, 0, 9, 0, 0 };
+        tr_sparse_select_weighted(one, 5, 3, &rng, sel);
+        CHECK(sel[2] && sel[0] && sel[1] && !sel[3] && !sel[4], "weighted: zero keys by index");
+    }
+    memcpy(mag, mag0, sizeof mag);
+    tr_sparse_select(mag, 8, 2, sel);
+    CHECK(sel[6] && sel[7] && !sel[5], "plain top-k picks the two largest");
+}
+
 int main(void)
 {
     tr_shape mnist = { 28, 28, 1 };
@@ -402,5 +524,7 @@ int main(void)
     test_training("mlp", (tr_shape){ 16, 16, 1 }, 10);
     test_training("dscnn", small, 4);
     test_training("cnn", small, 5);
+    test_weighted_select();
+    test_sparse_step();
     return tr_test_done("test_model");
 }

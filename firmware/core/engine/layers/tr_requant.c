@@ -159,12 +159,15 @@ void tr_error_requant_sr(const int32_t *acc, uint32_t n, float unit, uint8_t *ou
 }
 
 void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qparam qerr,
-                       uint32_t positions, uint32_t channels, uint32_t *mag)
+                       uint32_t positions, uint32_t channels, uint32_t *mag, int32_t *bsum)
 {
     const uint8_t ze = (uint8_t)qerr.z;
     const int32_t lo = qout.z;
     for (uint32_t c = 0; c < channels; c++) {
         mag[c] = 0;
+        if (bsum != NULL) {
+            bsum[c] = 0;
+        }
     }
     for (uint32_t p = 0; p < positions; p++) {
         const uint8_t *o = out + p * channels;
@@ -179,6 +182,9 @@ void tr_mask_magnitude(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qpar
                 continue;
             }
             mag[c] += (uint32_t)(d < 0 ? -d : d);
+            if (bsum != NULL) {
+                bsum[c] += d;
+            }
         }
     }
 }
@@ -208,12 +214,23 @@ void tr_relu_mask_error(const uint8_t *out, tr_qparam qout, uint8_t *err, tr_qpa
 }
 
 void tr_error_magnitude(const uint8_t *err, tr_qparam qerr, uint32_t positions,
-                        uint32_t channels, uint32_t *mag)
+                        uint32_t channels, uint32_t *mag, int32_t *bsum)
 {
     for (uint32_t c = 0; c < channels; c++) {
         mag[c] = 0;
     }
     for (uint32_t p = 0; p < positions; p++) {
         tr_absdiff_acc_u8(mag, err + p * channels, channels, qerr.z);
+    }
+    if (bsum != NULL) {
+        for (uint32_t c = 0; c < channels; c++) {
+            bsum[c] = 0;
+        }
+        for (uint32_t p = 0; p < positions; p++) {
+            const uint8_t *e = err + p * channels;
+            for (uint32_t c = 0; c < channels; c++) {
+                bsum[c] += (int32_t)e[c] - qerr.z;
+            }
+        }
     }
 }
