@@ -17,7 +17,9 @@ struct tr_float_engine {
     float *err_out, *err_in, *g;
     uint32_t *mag;
     uint8_t *sel;
+    float *bsum;     /* bias gradients of a sparse step */
     float max_loss;
+    uint32_t rng;    /* the sparse draw (the int8 engine's rule, own stream) */
 };
 
 static uint32_t elems(const tr_shape *s)
@@ -73,6 +75,8 @@ tr_float_engine *tr_float_create(const tr_model_desc *m, const uint8_t *weights,
     fe->g = calloc(maxf, sizeof(float));
     fe->mag = calloc(maxc, sizeof(uint32_t));
     fe->sel = calloc(maxc, 1);
+    fe->bsum = calloc(maxc, sizeof(float));
+    fe->rng = tr_rng_seed(1);
     return fe;
 }
 
@@ -96,6 +100,7 @@ void tr_float_destroy(tr_float_engine *fe)
     free(fe->g);
     free(fe->mag);
     free(fe->sel);
+    free(fe->bsum);
     free(fe);
 }
 
@@ -238,13 +243,25 @@ tr_status tr_float_train(tr_float_engine *fe, const uint8_t *sample, uint32_t la
                                 (float)p->lambda_max_ppm * 1e-6f, ratio);
             }
             if (k < C) {
-                /* the int8 engine ranks by sum |e - z| in steps; floats rank by sum |e| */
+                /* the int8 engine's draw (tr_sparse_select_weighted): key =
+                 * sum |e| x (1 + 8 random bits), the k largest keys; and the
+                 * signed sums, the bias gradients of the channels left out */
+                uint32_t bits = 0, left = 0;
                 for (uint32_t c = 0; c < C; c++) {
-                    float s = 0.0f;
+                    float s = 0.0f, b = 0.0f;
                     for (uint32_t q = 0; q < positions; q++) {
                         float v = err[q * C + c];
                         s += v < 0.0f ? -v : v;
+                        b += v;
                     }
+                    if (left == 0) {
+                        bits = tr_rng_next(&fe->rng);
+                        left = 4;
+                    }
+                    s *= (float)((bits & 0xFFu) + 1u);
+                    bits >>= 8;
+                    left--;
+                    fe->bsum[c] = b;
                     memcpy(&fe->mag[c], &s, 4); /* non-negative floats order like their bits */
                 }
                 tr_sparse_select(fe->mag, C, k, fe->sel);
@@ -259,6 +276,7 @@ tr_status tr_float_train(tr_float_engine *fe, const uint8_t *sample, uint32_t la
                 for (uint32_t c = 0; c < C; c++) {
                     float gb;
                     if (!fe->sel[c]) {
+                        update_bias(p, lr, &fe->b[i][c], fe->bsum[c], &fe->bmag[i][c]);
                         continue;
                     }
                     tr_f_param_grad(L, fe->act[i], err, c, fe->g, &gb);
