@@ -29,6 +29,12 @@
  * Forward dense row / conv filter span. n <= 65535 (then |sum| < 2^31). */
 int32_t tr_dot_s8u8_ref(const int8_t *w, const uint8_t *x, uint32_t n, int32_t x_zp);
 
+/* out[0] = sum_i w0[i] * (x[i] - x_zp), out[1] = sum_i w1[i] * (x[i] - x_zp)
+ * Two filters over one input span (conv2d forward: a channel pair shares the
+ * loads and widening of x). n <= 65535. */
+void tr_dot2_s8u8_ref(const int8_t *w0, const int8_t *w1, const uint8_t *x, uint32_t n,
+                      int32_t x_zp, int32_t out[2]);
+
 /* acc[i] += a * w[i]
  * Backward error of dense / conv ("transposed" product, scatter form): a is one
  * output channel's (scaled) error, w that channel's weights. |a| <= 32767. */
@@ -73,6 +79,8 @@ int32_t tr_mulshift_s32(int32_t v, int32_t mult, int32_t shift);
 
 #if defined(TR_KERNELS_DSP)
 int32_t tr_dot_s8u8_dsp(const int8_t *w, const uint8_t *x, uint32_t n, int32_t x_zp);
+void tr_dot2_s8u8_dsp(const int8_t *w0, const int8_t *w1, const uint8_t *x, uint32_t n,
+                      int32_t x_zp, int32_t out[2]);
 void tr_axpy_s8_dsp(int32_t *acc, const int8_t *w, uint32_t n, int32_t a);
 void tr_axpy_u8_dsp(int32_t *acc, const uint8_t *x, uint32_t n, int32_t x_zp, int32_t a);
 void tr_mac_s8u8_dsp(int32_t *acc, const int8_t *w, const uint8_t *x, uint32_t n,
@@ -84,6 +92,7 @@ void tr_requant_s32_u8_dsp(const int32_t *acc, uint8_t *out, uint32_t n, int32_t
                            int32_t shift, int32_t zp, int32_t lo, int32_t hi);
 void tr_minmax_s32_dsp(const int32_t *acc, uint32_t n, int32_t *mn, int32_t *mx);
 #define tr_dot_s8u8 tr_dot_s8u8_dsp
+#define tr_dot2_s8u8 tr_dot2_s8u8_dsp
 #define tr_axpy_s8 tr_axpy_s8_dsp
 #define tr_axpy_u8 tr_axpy_u8_dsp
 #define tr_mac_s8u8 tr_mac_s8u8_dsp
@@ -93,6 +102,7 @@ void tr_minmax_s32_dsp(const int32_t *acc, uint32_t n, int32_t *mn, int32_t *mx)
 #define tr_minmax_s32 tr_minmax_s32_dsp
 #else
 #define tr_dot_s8u8 tr_dot_s8u8_ref
+#define tr_dot2_s8u8 tr_dot2_s8u8_ref
 #define tr_axpy_s8 tr_axpy_s8_ref
 #define tr_axpy_u8 tr_axpy_u8_ref
 #define tr_mac_s8u8 tr_mac_s8u8_ref

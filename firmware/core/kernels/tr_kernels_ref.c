@@ -10,6 +10,20 @@ int32_t tr_dot_s8u8_ref(const int8_t *w, const uint8_t *x, uint32_t n, int32_t x
     return sum;
 }
 
+void tr_dot2_s8u8_ref(const int8_t *w0, const int8_t *w1, const uint8_t *x, uint32_t n,
+                      int32_t x_zp, int32_t out[2])
+{
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t d = (int32_t)x[i] - x_zp;
+        s0 += (int32_t)w0[i] * d;
+        s1 += (int32_t)w1[i] * d;
+    }
+    out[0] = s0;
+    out[1] = s1;
+}
+
 void tr_axpy_s8_ref(int32_t *acc, const int8_t *w, uint32_t n, int32_t a)
 {
     for (uint32_t i = 0; i < n; i++) {

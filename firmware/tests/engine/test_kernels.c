@@ -42,6 +42,15 @@ int main(void)
         CHECK(r1 == r2, "dot n=%u off=%u: %ld vs %ld", (unsigned)n, (unsigned)off, (long)r1,
               (long)r2);
 
+        {
+            /* the second filter: the bytes after the first, shifted by one */
+            const int8_t *w1 = w8 + ((off + 1u) & 7u);
+            int32_t two[2];
+            tr_dot2_s8u8(w8 + off, w1, xa + off, n, zp, two);
+            CHECK(two[0] == r1 && two[1] == tr_dot_s8u8_ref(w1, xa + off, n, zp),
+                  "dot2 n=%u off=%u", (unsigned)n, (unsigned)off);
+        }
+
         memcpy(acc2, acc1, sizeof acc1);
         tr_axpy_s8_ref(acc1, w8 + off, n, a);
         tr_axpy_s8(acc2, w8 + off, n, a);

@@ -68,7 +68,15 @@ tr_status tr_conv2d_forward(const tr_layer *L, const tr_lparams *P, const uint8_
         for (uint32_t oy = 0; oy < L->out.h; oy++) {
             for (uint32_t ox = 0; ox < L->out.w; ox++) {
                 gather_patch(L, in, oy, ox, (uint8_t)qin.z, patch);
-                for (uint32_t c = 0; c < C; c++) {
+                uint32_t c = 0;
+                for (; c + 1u < C; c += 2u) {
+                    const int8_t *w = P->w + c * L->fan_in;
+                    int32_t two[2];
+                    tr_dot2_s8u8(w, w + L->fan_in, patch, L->fan_in, qin.z, two);
+                    acc[c] = bias[c] + two[0];
+                    acc[c + 1u] = bias[c + 1u] + two[1];
+                }
+                if (c < C) {
                     acc[c] = bias[c] + tr_dot_s8u8(P->w + c * L->fan_in, patch, L->fan_in, qin.z);
                 }
                 tr_layer_store(scratch, C, qout.z, lo, out + (oy * L->out.w + ox) * C);
