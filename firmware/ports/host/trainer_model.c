@@ -7,48 +7,31 @@
 #include "cbor/tr_cbor.h"
 #include "crypto/tr_sha256.h"
 
+/* One layer array: the kind, then its fields in FORMAT.md order. */
 static void layer(tr_cbor_writer *w, const tr_layer *L)
 {
-    switch (L->kind) {
-    case TR_LAYER_CONV2D:
-        tr_cbor_write_array(w, 8);
-        tr_cbor_write_uint(w, L->kind);
-        tr_cbor_write_uint(w, L->units);
-        tr_cbor_write_uint(w, L->kh);
-        tr_cbor_write_uint(w, L->kw);
-        tr_cbor_write_uint(w, L->stride);
-        tr_cbor_write_uint(w, L->pad);
-        tr_cbor_write_uint(w, L->act);
-        tr_cbor_write_uint(w, L->wq);
-        break;
-    case TR_LAYER_DWCONV2D:
-        tr_cbor_write_array(w, 7);
-        tr_cbor_write_uint(w, L->kind);
-        tr_cbor_write_uint(w, L->kh);
-        tr_cbor_write_uint(w, L->kw);
-        tr_cbor_write_uint(w, L->stride);
-        tr_cbor_write_uint(w, L->pad);
-        tr_cbor_write_uint(w, L->act);
-        tr_cbor_write_uint(w, L->wq);
-        break;
-    case TR_LAYER_DENSE:
-        tr_cbor_write_array(w, 4);
-        tr_cbor_write_uint(w, L->kind);
-        tr_cbor_write_uint(w, L->units);
-        tr_cbor_write_uint(w, L->act);
-        tr_cbor_write_uint(w, L->wq);
-        break;
-    case TR_LAYER_MAXPOOL:
-    case TR_LAYER_AVGPOOL:
-        tr_cbor_write_array(w, 3);
-        tr_cbor_write_uint(w, L->kind);
-        tr_cbor_write_uint(w, L->kh);
-        tr_cbor_write_uint(w, L->stride);
-        break;
-    default:
-        tr_cbor_write_array(w, 1);
-        tr_cbor_write_uint(w, L->kind);
-        break;
+    uint32_t f[8];
+    uint32_t n = 0;
+    f[n++] = L->kind;
+    if (L->kind == TR_LAYER_CONV2D || L->kind == TR_LAYER_DENSE) {
+        f[n++] = L->units;
+    }
+    if (L->kind == TR_LAYER_CONV2D || L->kind == TR_LAYER_DWCONV2D) {
+        f[n++] = L->kh;
+        f[n++] = L->kw;
+        f[n++] = L->stride;
+        f[n++] = L->pad;
+    } else if (L->kind == TR_LAYER_MAXPOOL || L->kind == TR_LAYER_AVGPOOL) {
+        f[n++] = L->kh;
+        f[n++] = L->stride;
+    }
+    if (tr_layer_has_params(L)) {
+        f[n++] = L->act;
+        f[n++] = L->wq;
+    }
+    tr_cbor_write_array(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        tr_cbor_write_uint(w, f[i]);
     }
 }
 
