@@ -74,7 +74,9 @@ void tr_requant_s32_u8_ref(const int32_t *acc, uint8_t *out, uint32_t n, int32_t
 void tr_minmax_s32_ref(const int32_t *acc, uint32_t n, int32_t *mn, int32_t *mx);
 
 /* One requantization step, the scalar form of tr_requant_s32_u8 (no clamp,
- * no zero point): round(v * mult * 2^(shift - 31)). Always portable C. */
+ * no zero point): round(v * mult * 2^(shift - 31)). Portable C, with a
+ * shortcut on ARMv7-M that gives the same integers (tests/engine/test_kernels.c
+ * checks it against an independent division-based computation). */
 int32_t tr_mulshift_s32(int32_t v, int32_t mult, int32_t shift);
 
 #if defined(TR_KERNELS_DSP)

@@ -77,7 +77,21 @@ static int64_t round_shift_s64(int64_t p, int32_t s)
 
 int32_t tr_mulshift_s32(int32_t v, int32_t mult, int32_t shift)
 {
-    int64_t p = (int64_t)v * (int64_t)mult;
+    int64_t p;
+#if defined(__GNUC__) && (defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__))
+    /* ARMv7-M: for s = 31 - shift >= 33 (every requantization that scales
+     * down) the high word of SMULL is enough: floor((p + 2^(s-1)) / 2^s) =
+     * floor((floor(p / 2^32) + 2^(k-1)) / 2^k) with k = s - 32, because
+     * 2^(s-1) is a multiple of 2^32. |hi| <= 2^30 and k <= 30, so nothing
+     * overflows and no saturation is needed; GCC shifts signed values
+     * arithmetically (floor). Same integers as the general path below. */
+    if (shift <= -2) {
+        int32_t hi = (int32_t)(((int64_t)v * (int64_t)mult) >> 32);
+        int32_t k = -1 - shift;
+        return (hi + (int32_t)(1u << (k - 1))) >> k;
+    }
+#endif
+    p = (int64_t)v * (int64_t)mult;
     int32_t s = 31 - shift; /* 1 .. 62 */
     int64_t r = round_shift_s64(p, s);
     if (r > INT32_MAX) {

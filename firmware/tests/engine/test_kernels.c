@@ -26,8 +26,32 @@ static void fill(uint32_t n)
     }
 }
 
+/* round(v * mult * 2^(shift - 31)), half up, saturated: by C99 division
+ * (truncating) fixed up to a floor, independent of tr_mulshift_s32's code. */
+static int32_t mulshift_oracle(int32_t v, int32_t mult, int32_t shift)
+{
+    int32_t s = 31 - shift;
+    int64_t d = (int64_t)1 << s;
+    int64_t q = (int64_t)v * mult + d / 2;
+    int64_t r = q / d;
+    if (q % d != 0 && q < 0) {
+        r -= 1;
+    }
+    return r > INT32_MAX ? INT32_MAX : (r < INT32_MIN ? INT32_MIN : (int32_t)r);
+}
+
 int main(void)
 {
+    for (int i = 0; i < 20000; i++) {
+        int32_t v = (int32_t)trand();
+        int32_t mult = (i % 5 == 0) ? 0 : (int32_t)((1u << 30) | (trand() >> 2));
+        int32_t shift = (int32_t)trand_range(0, 61) - 31;
+        if (i % 3 == 0) {
+            v >>= trand_range(0, 30); /* small values too */
+        }
+        CHECK(tr_mulshift_s32(v, mult, shift) == mulshift_oracle(v, mult, shift),
+              "mulshift v=%ld mult=%ld shift=%ld", (long)v, (long)mult, (long)shift);
+    }
     for (int iter = 0; iter < 400; iter++) {
         uint32_t n = (iter < 40) ? (uint32_t)iter : trand_range(0, MAXN);
         uint32_t off = trand() & 3u; /* unaligned byte pointers */
