@@ -37,7 +37,7 @@ QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE $(QEMU_KERNELS_$(1)) -DTR_QEMU_BOARD='"
 QEMU_PORT_SRCS_$(1) := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c \
     ports/qemu/qemu_watchdog.c
 
-$(BUILD)/qemu/$(1)/obj/%.o: %.c
+$(BUILD)/qemu/$(1)/obj/%.o: %.c boards.json
 	@mkdir -p $$(dir $$@)
 	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_BOARD_DEFS_$(1)) -MMD -MP -c $$< -o $$@
 
@@ -81,7 +81,7 @@ QEMU_ENGINE_LINK_$(1) := -Lports/qemu -Tports/qemu/qemu_test.ld -nostartfiles --
 QEMU_ENGINE_LIB_$(1) := $$(patsubst %.c,$$(QEMU_ENGINE_OBJ_$(1))/%.o,$(ENGINE_SRCS) $(ENGINE_TEST_HELPERS) \
     $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_syscalls.c)
 
-$$(QEMU_ENGINE_OBJ_$(1))/%.o: %.c
+$$(QEMU_ENGINE_OBJ_$(1))/%.o: %.c boards.json
 	@mkdir -p $$(dir $$@)
 	$(QEMU_CC) $$(QEMU_ENGINE_FLAGS_$(1)) -MMD -MP -c $$< -o $$@
 

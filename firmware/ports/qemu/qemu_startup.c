@@ -77,6 +77,12 @@ void tr_qemu_reset(void)
 {
     uint32_t *src = &_sidata;
     uint32_t *sp;
+#if defined(__ARM_FP)
+    /* Hard-float builds: give the FPU (CP10, CP11) full access before any
+     * float instruction runs. */
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
+    __asm__ volatile("dsb\n isb" ::: "memory");
+#endif
     for (uint32_t *dst = &_sdata; dst < &_edata;) { *dst++ = *src++; }
     for (uint32_t *dst = &_sbss; dst < &_ebss;) { *dst++ = 0u; }
     /* Paint the stack below the live frame: the first word that is no longer
