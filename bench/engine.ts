@@ -1,14 +1,18 @@
 // bench:engine — what the int8 training engine learns, costs and needs.
-//   npm run bench:engine [-- --epochs N] [--long-epochs N] [--lambda-max X] [--out FILE]
+//   npm run bench:engine [-- --epochs N] [--long-epochs N] [--lambda-max X] [--compare-lambda-max X] [--out FILE]
 // Runs firmware/build/host/tinyrig-train (make -C firmware builds it) on
 // Fashion-MNIST (/usr/share/datasets/fashion-mnist), batch size 1:
 //  - int8 and float32 runs of the same network and loop (cnn, SGD with
 //    quantization-aware scaling, stochastic rounding for int8), test accuracy
 //    on the 10,000 test images; optionally a longer pair (--long-epochs);
-//  - dynamic sparse updates at lambda-min 0.1: accuracy from scratch and when
-//    fine-tuning a trained model, and the backward pass's instruction count
-//    (valgrind callgrind, --toggle-collect=tr_engine_backward_pass) dense ÷
-//    sparse, from the trained model;
+//  - dynamic sparse updates at lambda-min 0.1 (DESIGN §2.1): accuracy from
+//    scratch and when fine-tuning a trained model, and the backward pass's
+//    instruction count (valgrind callgrind, --toggle-collect=
+//    tr_engine_backward_pass) dense ÷ sparse over the same steps, both on
+//    fine-tuning steps of the trained model and on the first steps from
+//    scratch; every figure of one lambda pair is measured with that pair. A
+//    second pair (--compare-lambda-max, default 1: high-loss samples update
+//    more channels) is measured the same way for comparison;
 //  - arena bytes per zoo model (planned vs measured peak) via `tinyrig-train memory`;
 //  - determinism: the same seeded run twice, SHA-256 of the final weights.
 // Writes bench/results/engine.json and prints a table; never fails on timing.
@@ -70,10 +74,11 @@ function main(): void {
     .option('--epochs <n>', 'epochs of the accuracy runs', '1')
     .option('--long-epochs <n>', 'epochs of a second, longer int8/float pair (0: skip)', '3')
     .option('--lambda-max <x>', 'lambda-max of the sparse runs (lambda-min is 0.1)', '0.1')
+    .option('--compare-lambda-max <x>', 'lambda-max of a second set of sparse runs (0: skip)', '1')
     .option('--callgrind-steps <n>', 'training steps measured under callgrind', '300')
     .option('--out <file>', 'JSON output', path.join(root, 'bench/results/engine.json'))
     .parse()
-    .opts<{ epochs: string; longEpochs: string; lambdaMax: string; callgrindSteps: string; out: string }>();
+    .opts<{ epochs: string; longEpochs: string; lambdaMax: string; compareLambdaMax: string; callgrindSteps: string; out: string }>();
   if (!fs.existsSync(TRAIN)) {
     throw new Error(`${TRAIN} is missing: run make -C firmware first`);
   }
@@ -83,14 +88,50 @@ function main(): void {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-bench-engine-'));
   const epochs = opts.epochs;
   const sparseArgs = ['--lambda-min', '0.1', '--lambda-max', opts.lambdaMax];
+  const FT_LR = '0.005';
   const trained = path.join(tmp, 'trained.cbor');
   try {
     const int8 = train(`int8, ${epochs} epoch(s)`, ['--epochs', epochs, '--stochastic', '--out', trained]);
     const float = train(`float32, ${epochs} epoch(s)`, ['--epochs', epochs, '--float']);
-    const sparse = train(`int8 sparse from scratch, ${epochs} epoch(s)`, ['--epochs', epochs, '--stochastic', ...sparseArgs]);
     // fine-tuning a trained model for one more epoch: dense vs sparse
-    const ftDense = train('int8 fine-tune dense, 1 epoch', ['--epochs', '1', '--stochastic', '--in', trained, '--lr', '0.005']);
-    const ftSparse = train('int8 fine-tune sparse, 1 epoch', ['--epochs', '1', '--stochastic', '--in', trained, '--lr', '0.005', ...sparseArgs]);
+    const ftDense = train('int8 fine-tune dense, 1 epoch', ['--epochs', '1', '--stochastic', '--in', trained, '--lr', FT_LR]);
+    const scratchSteps = ['--epochs', '1', '--train-count', opts.callgrindSteps, '--test-count', '10', '--stochastic'];
+    const ftSteps = [...scratchSteps, '--in', trained, '--lr', FT_LR];
+    process.stderr.write('engine bench: dense backward instruction counts (callgrind) ...\n');
+    const denseInstr = backwardInstructions(ftSteps, tmp, 'dense');
+    const denseInstrScratch = backwardInstructions(scratchSteps, tmp, 'dense-scratch');
+    const ratio = (d: number | null, s: number | null): number | null => (d !== null && s ? round(d / s, 2) : null);
+
+    /** Accuracy (from scratch, fine-tuning) and backward cost of one lambda pair. */
+    const sparseSet = (lambdaMax: string) => {
+      const args = ['--lambda-min', '0.1', '--lambda-max', lambdaMax];
+      const tag = `λ 0.1..${lambdaMax}`;
+      const scratch = train(`int8 sparse ${tag} from scratch, ${epochs} epoch(s)`, ['--epochs', epochs, '--stochastic', ...args]);
+      const ft = train(`int8 fine-tune sparse ${tag}, 1 epoch`, ['--epochs', '1', '--stochastic', '--in', trained, '--lr', FT_LR, ...args]);
+      process.stderr.write(`engine bench: sparse ${tag} backward instruction counts (callgrind) ...\n`);
+      const instr = backwardInstructions([...ftSteps, ...args], tmp, `sparse-${lambdaMax}`);
+      const instrScratch = backwardInstructions([...scratchSteps, ...args], tmp, `sparse-scratch-${lambdaMax}`);
+      return {
+        lambda_min: 0.1,
+        lambda_max: Number(lambdaMax),
+        backward_instr_ratio: ratio(denseInstr, instr),
+        backward_instr_dense: denseInstr,
+        backward_instr_sparse: instr,
+        backward_instr_steps: Number(opts.callgrindSteps),
+        backward_instr_ratio_from_scratch: ratio(denseInstrScratch, instrScratch),
+        backward_instr_dense_from_scratch: denseInstrScratch,
+        backward_instr_sparse_from_scratch: instrScratch,
+        accuracy_drop_points: round((int8.test_accuracy - scratch.test_accuracy) * 100, 2),
+        sparse_test_accuracy: round(scratch.test_accuracy),
+        updated_fraction: round(scratch.train.updated_fraction),
+        finetune_accuracy_drop_points: round((ftDense.test_accuracy - ft.test_accuracy) * 100, 2),
+        finetune_dense_test_accuracy: round(ftDense.test_accuracy),
+        finetune_sparse_test_accuracy: round(ft.test_accuracy),
+        finetune_updated_fraction: round(ft.train.updated_fraction),
+      };
+    };
+    const sparse = sparseSet(opts.lambdaMax);
+    const compare = Number(opts.compareLambdaMax) > 0 && opts.compareLambdaMax !== opts.lambdaMax ? sparseSet(opts.compareLambdaMax) : undefined;
 
     let long: Record<string, unknown> | undefined;
     if (Number(opts.longEpochs) > 0) {
@@ -105,10 +146,6 @@ function main(): void {
       };
     }
 
-    process.stderr.write('engine bench: backward instruction counts (callgrind) ...\n');
-    const steps = ['--epochs', '1', '--train-count', opts.callgrindSteps, '--test-count', '10', '--stochastic', '--in', trained, '--lr', '0.005'];
-    const denseInstr = backwardInstructions(steps, tmp, 'dense');
-    const sparseInstr = backwardInstructions([...steps, ...sparseArgs], tmp, 'sparse');
 
     process.stderr.write('engine bench: determinism and memory ...\n');
     const det = ['--epochs', '1', '--train-count', '10000', '--test-count', '100', '--stochastic'];
@@ -145,19 +182,14 @@ function main(): void {
         ...(long ? { long } : {}),
       },
       sparse: {
-        lambda_min: 0.1,
-        lambda_max: Number(opts.lambdaMax),
-        backward_instr_ratio: denseInstr !== null && sparseInstr ? round(denseInstr / sparseInstr, 2) : null,
-        backward_instr_dense: denseInstr,
-        backward_instr_sparse: sparseInstr,
-        backward_instr_steps: Number(opts.callgrindSteps),
-        accuracy_drop_points: round((int8.test_accuracy - sparse.test_accuracy) * 100, 2),
-        sparse_test_accuracy: round(sparse.test_accuracy),
-        updated_fraction: round(sparse.train.updated_fraction),
-        finetune_accuracy_drop_points: round((ftDense.test_accuracy - ftSparse.test_accuracy) * 100, 2),
-        finetune_dense_test_accuracy: round(ftDense.test_accuracy),
-        finetune_sparse_test_accuracy: round(ftSparse.test_accuracy),
-        finetune_updated_fraction: round(ftSparse.train.updated_fraction),
+        ...sparse,
+        selection:
+          'per hidden layer k = floor(min(lambda_min + loss/max_loss x (lambda_max - lambda_min), 1) x channels), at least 1; ' +
+          'the k channels are drawn at random weighted by error magnitude (key = sum |e| x (1 + 8 PRNG bits), k largest keys); ' +
+          'channels left out update their bias only; the classifier always updates densely',
+        accuracy_reference: `drop from scratch: dense int8 run above (${epochs} epoch(s)); fine-tuning: 1 epoch from that model at lr ${FT_LR}, dense vs sparse`,
+        backward_instr_measured_on: `tr_engine_backward_pass over ${opts.callgrindSteps} fine-tuning steps of the trained model (backward_instr_*) and over the first ${opts.callgrindSteps} steps from scratch (*_from_scratch)`,
+        ...(compare ? { compare } : {}),
       },
       memory,
       determinism: {
@@ -179,9 +211,14 @@ function main(): void {
             [`float32 test accuracy (${opts.longEpochs} ep)`, pct(long.float_test_accuracy as number)],
           ] as [string, string][])
         : []),
-      [`sparse λ 0.1..${opts.lambdaMax}: backward instr ratio`, String(result.sparse.backward_instr_ratio)],
-      ['sparse: accuracy drop from scratch', `${result.sparse.accuracy_drop_points} points`],
-      ['sparse: accuracy drop fine-tuning', `${result.sparse.finetune_accuracy_drop_points} points`],
+      ...[sparse, ...(compare ? [compare] : [])].flatMap(
+        (x) =>
+          [
+            [`sparse λ 0.1..${x.lambda_max}: backward instr ratio (fine-tune / scratch)`, `${x.backward_instr_ratio} / ${x.backward_instr_ratio_from_scratch}`],
+            [`sparse λ 0.1..${x.lambda_max}: accuracy drop from scratch`, `${x.accuracy_drop_points} points (${pct(x.sparse_test_accuracy)})`],
+            [`sparse λ 0.1..${x.lambda_max}: accuracy drop fine-tuning`, `${x.finetune_accuracy_drop_points} points (${pct(x.finetune_sparse_test_accuracy)} vs ${pct(x.finetune_dense_test_accuracy)})`],
+          ] as [string, string][],
+      ),
       ...Object.entries(memory).map(
         ([name, m]) => [`${name}: train peak / planned, weights`, `${m.train_peak_bytes} / ${m.train_planned_bytes} B, ${m.weights_bytes} B`] as [string, string],
       ),
