@@ -7,6 +7,10 @@ import Database from 'better-sqlite3';
 import { BlobStore } from './blobs.js';
 import { migrations } from './migrations.js';
 
+/** Step metrics wait at most this long, or for this many rows, before they are written. */
+const STEP_FLUSH_MS = 200;
+const STEP_FLUSH_ROWS = 4096;
+
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
 
 export interface JobRow {
@@ -208,26 +212,47 @@ export class Store {
   // ---- steps
 
   private insertStepStmt?: Database.Statement;
+  private pendingSteps: { s: StepRecord; t: string }[] = [];
+  private stepFlush: NodeJS.Timeout | null = null;
 
+  /**
+   * Per-step metrics are written in batches, at most STEP_FLUSH_MS after they
+   * arrive (or sooner when many wait): a fully synchronous commit per TRAIN
+   * answer would put an fsync in the event loop dozens of times a second with
+   * a rack training. A crash loses at most that window of step metrics, never
+   * a job, snapshot or blob; every read of the steps flushes first.
+   */
   recordSteps(steps: StepRecord[]): void {
+    const t = now();
+    for (const s of steps) this.pendingSteps.push({ s, t });
+    if (this.pendingSteps.length >= STEP_FLUSH_ROWS) this.flushSteps();
+    else this.stepFlush ??= setTimeout(() => this.flushSteps(), STEP_FLUSH_MS).unref();
+  }
+
+  /** Writes the buffered step metrics in one transaction. */
+  flushSteps(): void {
+    if (this.stepFlush) clearTimeout(this.stepFlush);
+    this.stepFlush = null;
+    if (this.pendingSteps.length === 0) return;
+    const rows = this.pendingSteps;
+    this.pendingSteps = [];
     const stmt = (this.insertStepStmt ??= this.db.prepare(
       `INSERT INTO steps (device_id, job_id, step_id, sample_index, loss_ppm, counter, counter_unit, updated_ppm,
                           correct, peak_ram, energy_uj, energy_source, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ));
-    const t = now();
-    const tx = this.db.transaction((rows: StepRecord[]) => {
-      for (const s of rows) {
+    this.db.transaction(() => {
+      for (const { s, t } of rows) {
         stmt.run(
           s.deviceId, s.jobId, s.stepId, s.sampleIndex, s.lossPpm, s.counter, s.counterUnit, s.updatedPpm,
           s.correct ? 1 : 0, s.peakRam, s.energyUj, s.energySource, t,
         );
       }
-    });
-    tx(steps);
+    })();
   }
 
   listSteps(deviceId: string, opts: { after?: number; limit?: number; jobId?: string } = {}): StepRow[] {
+    this.flushSteps();
     const args: unknown[] = [deviceId, opts.after ?? 0];
     let sql = `SELECT * FROM steps WHERE device_id = ? AND seq > ?`;
     if (opts.jobId) {
@@ -240,6 +265,7 @@ export class Store {
   }
 
   countSteps(deviceId: string): number {
+    this.flushSteps();
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM steps WHERE device_id = ?`).get(deviceId) as { n: number }).n;
   }
 
@@ -349,6 +375,7 @@ export class Store {
   }
 
   close(): void {
+    this.flushSteps();
     this.db.close();
   }
 }
