@@ -3,7 +3,8 @@
 #   m4      Cortex-M4 on mps2-an386    (nRF52840: 64 MHz, 256 KiB)
 #   m7      Cortex-M7 on mps2-an500    (STM32F746: 216 MHz, 320 KiB)
 # Per class: build/qemu/<class>/tinyrig-board.elf (dispatcher + engine on the
-# UART) and the port tests tests/qemu/test_*.c under semihosting (make test).
+# UART) and the port tests tests/qemu/test_*.c under semihosting (make test);
+# qemu-board-uart-<class> drives the board over its PTY from the host.
 #   make -C firmware qemu-boards
 #   QEMU_MACHINE_<class>, QEMU_CFLAGS_<class>, QEMU_LD_<class> are for other rules.
 
@@ -54,12 +55,26 @@ $(BUILD)/qemu/$(1)/test_%.elf: tests/qemu/test_%.c $$(QEMU_PORT_SRCS_$(1)) ports
 qemu-test-%-$(1): $(BUILD)/qemu/$(1)/test_%.elf
 	$(QEMU_RUN) -M $$(QEMU_MACHINE_$(1)) -kernel $$<
 
+# The board from the host over its UART PTY, started as the rig starts it:
+# HELLO (values from boards.json), a max_frame PING, STATS, idle CPU.
+.PHONY: qemu-board-uart-$(1)
+qemu-board-uart-$(1): $(BUILD)/qemu/board_uart $(BUILD)/qemu/$(1)/tinyrig-board.elf
+	timeout 60 $(BUILD)/qemu/board_uart $$(QEMU_MACHINE_$(1)) $(BUILD)/qemu/$(1)/tinyrig-board.elf \
+	    qemu-$$(QEMU_MACHINE_$(1)) $(call qemu_field,$(1),c['cpu']) \
+	    $(call qemu_field,$(1),c['boards'][0]['clock_hz']) $(call qemu_field,$(1),c['boards'][0]['ram_bytes'])
+
 -include $$(QEMU_BOARD_OBJS_$(1):.o=.d)
 ALL_TARGETS += $(BUILD)/qemu/$(1)/tinyrig-board.elf $(foreach t,$(QEMU_PORT_TESTS),$(BUILD)/qemu/$(1)/test_$(t).elf)
-TEST_TARGETS += $(foreach t,$(QEMU_PORT_TESTS),qemu-test-$(t)-$(1))
+TEST_TARGETS += $(foreach t,$(QEMU_PORT_TESTS),qemu-test-$(t)-$(1)) qemu-board-uart-$(1)
 endef
 
 $(foreach c,$(QEMU_CLASSES),$(eval $(call QEMU_CLASS,$(c))))
+
+# Host-side driver of the board UART test (the protocol's C codec).
+$(BUILD)/qemu/board_uart: tests/qemu/board_uart.c tests/proto/proto_test.h $(CORE_SRCS) $(wildcard core/*/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -DTR_WITH_ENGINE $< $(CORE_SRCS) -o $@ -lm
+ALL_TARGETS += $(BUILD)/qemu/board_uart
 
 .PHONY: qemu-boards
 qemu-boards: $(foreach c,$(QEMU_CLASSES),$(BUILD)/qemu/$(c)/tinyrig-board.elf)
