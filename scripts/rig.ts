@@ -3,14 +3,25 @@
 // listed in <dir>/devices.json for the daemon. A board that exits or crashes is
 // started again on the same symlink (the daemon sees a reset: a new boot id).
 //
+// A hung board is restarted the same way: a QEMU board whose emulator stops
+// answering its control socket (QMP, <dir>/.<id>.qmp; never the serial port,
+// which the daemon owns) or reports a dead state, and any board whose process
+// stays stopped, for longer than the hang timeout. A hang inside the firmware
+// (a main loop that never comes back) is the board's own watchdog's to catch:
+// it reports EVENT WATCHDOG and ends QEMU, which restarts it here.
+//
 //   scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir var/rig] [--skip-missing]
+//                     [--hang-timeout-ms MS]
 //     --skip-missing: boards whose firmware or emulator is absent are left out
 //     (said so on stderr) instead of failing the whole rig.
+//     --hang-timeout-ms: how long a board may not answer before it counts as
+//     hung (default 30000).
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,6 +58,8 @@ interface Spec {
   /** QEMU: a fresh random boot id for every start, where the firmware reads it
    * (firmware/ports/qemu/qemu_board.c BOOT_ID_ADDR). */
   bootId?: boolean;
+  /** QEMU: the control socket the supervisor probes for liveness. */
+  qmp?: string;
 }
 
 const QEMU_BOOT_ID_ADDR = '0x003FFF00';
@@ -58,7 +71,7 @@ const log = (msg: string, fields: Record<string, unknown> = {}): void => {
 
 function usage(code: number): never {
   process.stderr.write(
-    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing]\n' +
+    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing] [--hang-timeout-ms MS]\n' +
       '       scripts/rig stop [--dir DIR]\n' +
       '       scripts/rig status [--dir DIR]\n',
   );
@@ -70,6 +83,7 @@ interface Args {
   dir: string;
   counts: Record<string, number>;
   skipMissing: boolean;
+  hangMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -78,6 +92,7 @@ function parseArgs(argv: string[]): Args {
   const counts: Record<string, number> = { m0plus: 0, m4: 0, m7: 0, twin: 0 };
   let dir = path.join(root, 'var', 'rig');
   let skipMissing = false;
+  let hangMs = 30_000;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     if (flag === '--skip-missing') {
@@ -87,13 +102,16 @@ function parseArgs(argv: string[]): Args {
     const value = rest[++i];
     if (value === undefined) usage(2);
     if (flag === '--dir') dir = path.resolve(value);
-    else if (flag.startsWith('--') && flag.slice(2) in counts) {
+    else if (flag === '--hang-timeout-ms') {
+      hangMs = Number(value);
+      if (!Number.isInteger(hangMs) || hangMs < 1_000) throw new Error(`--hang-timeout-ms wants at least 1000, got '${value}'`);
+    }    else if (flag.startsWith('--') && flag.slice(2) in counts) {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`${flag} wants a board count 0…64, got '${value}'`);
       counts[flag.slice(2)] = n;
     } else usage(2);
   }
-  return { cmd, dir, counts, skipMissing };
+  return { cmd, dir, counts, skipMissing, hangMs };
 }
 
 function onPath(cmd: string): boolean {
@@ -146,6 +164,8 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
         // -semihosting: a faulting board reports, then ends QEMU (and is restarted).
         args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-semihosting', '-kernel', elf],
         bootId: true,
+        // a Unix socket path has at most 107 bytes: deeper rig directories go without
+        qmp: path.join(dir, `.${id}.qmp`).length <= 100 ? path.join(dir, `.${id}.qmp`) : undefined,
         pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
         ownLink: false,
       });
@@ -166,22 +186,43 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
   return out;
 }
 
-/** One board: starts its process, keeps its symlink, starts it again when it dies. */
+/** The state letter of a process in /proc (R, S, T, Z, …), or null when it is gone. */
+function procState(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** QEMU run states that mean the board will not run again by itself. */
+const DEAD_STATES = new Set(['internal-error', 'guest-panicked', 'io-error', 'shutdown']);
+
+/** One board: starts its process, keeps its symlink, starts it again when it dies or hangs. */
 class Supervised {
   child: ChildProcess | null = null;
   restarts = 0;
   stopping = false;
   private output = '';
+  private probe: NodeJS.Timeout | null = null;
+  private qmp: net.Socket | null = null;
 
-  constructor(readonly spec: Spec) {}
+  constructor(
+    readonly spec: Spec,
+    readonly hangMs: number,
+  ) {}
 
   start(timeoutMs = 20_000): Promise<void> {
     const { spec } = this;
     if (!spec.ownLink) fs.rmSync(spec.entry.path, { force: true });
     this.output = '';
-    const args = spec.bootId
-      ? [...spec.args, '-device', `loader,addr=${QEMU_BOOT_ID_ADDR},data=${randomInt(1, 2 ** 31)},data-len=4`]
-      : spec.args;
+    const args = [...spec.args];
+    if (spec.bootId) args.push('-device', `loader,addr=${QEMU_BOOT_ID_ADDR},data=${randomInt(1, 2 ** 31)},data-len=4`);
+    if (spec.qmp) {
+      fs.rmSync(spec.qmp, { force: true });
+      args.push('-qmp', `unix:${spec.qmp},server=on,wait=off`);
+    }
     const child = spawn(spec.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const collect = (d: Buffer): void => {
@@ -202,6 +243,7 @@ class Supervised {
             fs.renameSync(tmp, spec.entry.path);
           }
           child.on('exit', (code, signal) => this.exited(code, signal));
+          this.watch(child);
           log('board up', { id: spec.entry.id, pty, pid: child.pid });
           resolve();
         } else if (child.exitCode !== null || child.signalCode !== null) {
@@ -216,7 +258,73 @@ class Supervised {
     });
   }
 
+  /** Liveness without the serial port: QEMU's control socket answers
+   * query-status from its main loop (a stopped or wedged emulator does not),
+   * and /proc says whether the process is stopped. A board that has not been
+   * seen alive for hangMs is killed; exited() then restarts it. */
+  private watch(child: ChildProcess): void {
+    const { spec } = this;
+    let seen = Date.now();
+    let buf = '';
+    const every = Math.min(5_000, Math.max(250, Math.floor(this.hangMs / 4)));
+    const hung = (why: string): void => {
+      log('board hung: killing it to restart it on the same path (the daemon sees a reset)', { id: spec.entry.id, why, pid: child.pid });
+      this.unwatch();
+      child.kill('SIGKILL');
+    };
+    const answer = (line: string): void => {
+      let m: { return?: { status?: string } };
+      try {
+        m = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const status = m.return?.status;
+      if (status === undefined) return;
+      if (DEAD_STATES.has(status)) hung(`emulator state '${status}'`);
+      else seen = Date.now();
+    };
+    this.probe = setInterval(() => {
+      if (child.exitCode !== null || child.signalCode !== null) return this.unwatch();
+      const state = procState(child.pid!);
+      if (!spec.qmp && state !== 'T' && state !== 't') seen = Date.now();
+      if (spec.qmp) {
+        if (!this.qmp) {
+          buf = '';
+          const sock = net.createConnection(spec.qmp);
+          sock.setEncoding('utf8');
+          sock.on('data', (d: string) => {
+            buf += d;
+            for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+              answer(buf.slice(0, i));
+              buf = buf.slice(i + 1);
+            }
+          });
+          sock.on('error', () => sock.destroy());
+          sock.on('close', () => {
+            if (this.qmp === sock) this.qmp = null;
+          });
+          sock.write('{"execute":"qmp_capabilities"}\n');
+          this.qmp = sock;
+        }
+        this.qmp.write('{"execute":"query-status"}\n');
+      }
+      const quiet = Date.now() - seen;
+      if (quiet > this.hangMs) {
+        hung(state === 'T' || state === 't' ? `process stopped for ${quiet} ms` : `no answer from the emulator for ${quiet} ms`);
+      }
+    }, every);
+  }
+
+  private unwatch(): void {
+    if (this.probe) clearInterval(this.probe);
+    this.probe = null;
+    this.qmp?.destroy();
+    this.qmp = null;
+  }
+
   private exited(code: number | null, signal: NodeJS.Signals | null): void {
+    this.unwatch();
     if (this.stopping) return;
     this.restarts++;
     const delay = Math.min(5_000, 250 * 2 ** Math.min(this.restarts - 1, 5));
@@ -239,15 +347,18 @@ class Supervised {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unwatch();
     const c = this.child;
     if (c && c.exitCode === null && c.signalCode === null) {
       const gone = new Promise((r) => c.once('exit', r));
       c.kill('SIGTERM');
+      c.kill('SIGCONT'); // a stopped board takes its SIGTERM only once it runs
       const timer = setTimeout(() => c.kill('SIGKILL'), 3_000);
       await gone;
       clearTimeout(timer);
     }
     if (!this.spec.ownLink) fs.rmSync(this.spec.entry.path, { force: true });
+    if (this.spec.qmp) fs.rmSync(this.spec.qmp, { force: true });
   }
 }
 
@@ -266,7 +377,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function start({ dir, counts, skipMissing }: Args): Promise<void> {
+async function start({ dir, counts, skipMissing, hangMs }: Args): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const pidFile = path.join(dir, 'rig.pid');
   if (fs.existsSync(pidFile)) {
@@ -279,7 +390,7 @@ async function start({ dir, counts, skipMissing }: Args): Promise<void> {
   if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count');
   writeAtomic(pidFile, String(process.pid));
 
-  const boards = list.map((s) => new Supervised(s));
+  const boards = list.map((s) => new Supervised(s, hangMs));
   let stopping: Promise<void> | null = null;
   const stopAll = (why: string): Promise<void> => {
     stopping ??= (async () => {

@@ -35,6 +35,8 @@ export class RigProcess {
   constructor(
     readonly dir: string,
     readonly counts: Record<string, number>,
+    /** More `scripts/rig start` flags, e.g. ['--hang-timeout-ms', '5000']. */
+    readonly extraArgs: string[] = [],
   ) {}
 
   get devicesFile(): string {
@@ -44,6 +46,7 @@ export class RigProcess {
   async start(timeoutMs = 45_000): Promise<RigDevice[]> {
     const args = ['--import', 'tsx', path.join(repoRoot, 'scripts', 'rig.ts'), 'start', '--dir', this.dir];
     for (const [cls, n] of Object.entries(this.counts)) args.push(`--${cls}`, String(n));
+    args.push(...this.extraArgs);
     const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => (this.log += d.toString()));
@@ -79,6 +82,16 @@ export class RigProcess {
       }
     }
     return out;
+  }
+
+  /** Whether a process is still there (and not a zombie). */
+  static alive(pid: number): boolean {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    } catch {
+      return false;
+    }
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,8 @@ const boardsTable = JSON.parse(fs.readFileSync(new URL('../../firmware/boards.js
   classes: { class: string; cpu: string; qemu: { machine: string }; boards: { clock_hz: number; ram_bytes: number }[] }[];
 };
 const IDS = ['m0plus-0', 'm4-0', 'm7-0', 'twin-0'];
+/** How long a board may not answer before the rig counts it as hung (its default is 30 s). */
+const HANG_MS = 6_000;
 const TRAIN = { dataset: 'fashion-mnist', split: 'train', offset: 0, count: 12, lr: 0.02, sparse: { lambdaMin: 0.1, lambdaMax: 1 } };
 
 let rig: RigProcess;
@@ -31,7 +33,7 @@ async function deploy(id: string, body: Json = { model: 'cnn', seed: 1 }): Promi
 describe('emulated rig: QEMU boards and a twin behind the daemon', () => {
   beforeAll(async () => {
     requireBoardFirmware();
-    rig = new RigProcess(tempDir('tinyrig-rig-'), { m0plus: 1, m4: 1, m7: 1, twin: 1 });
+    rig = new RigProcess(tempDir('tinyrig-rig-'), { m0plus: 1, m4: 1, m7: 1, twin: 1 }, ['--hang-timeout-ms', String(HANG_MS)]);
     devices = await rig.start();
     app = await buildApp({ devicesFile: rig.devicesFile, devices: undefined });
     await until(() => app.devices.list().every((b) => b.status === 'online'), 30_000, 'every rig board online').catch(() => {
@@ -41,8 +43,9 @@ describe('emulated rig: QEMU boards and a twin behind the daemon', () => {
 
   afterAll(async () => {
     await app?.close();
+    const pids = rig?.boards().map((b) => b.pid) ?? [];
     await rig?.stop();
-    expect(rig?.boards() ?? []).toEqual([]);
+    expect(pids.filter((pid) => RigProcess.alive(pid)), 'board processes left after the rig stopped').toEqual([]);
   });
 
   it('writes a devices file with a stable path per board and HELLO tells each class its real board', async () => {
@@ -146,4 +149,21 @@ describe('emulated rig: QEMU boards and a twin behind the daemon', () => {
     expect(rig.log).toMatch(/board exited: restarting it on the same path.*m0plus-0/);
     expect(devices.find((d) => d.id === 'm0plus-0')!.path).toBe(rig.devices().find((d) => d.id === 'm0plus-0')!.path);
   });
+
+  it('a hung board (its emulator stops answering) is killed and started again on the same path as a reset', async () => {
+    const before = await get('/v1/devices/m4-0');
+    const qemu = rig.boards().find((b) => b.cmd.includes('mps2-an386'));
+    expect(qemu, rig.log).toBeTruthy();
+    process.kill(qemu!.pid, 'SIGSTOP');
+    await until(() => !RigProcess.alive(qemu!.pid), HANG_MS + 15_000, 'the rig kills the hung m4-0');
+    expect(rig.log).toMatch(/board hung: killing it.*m4-0/);
+    await until(async () => {
+      const v = await get('/v1/devices/m4-0');
+      return v.state === 'online' && v.firmware?.bootId !== before.firmware.bootId;
+    }, 40_000, 'm4-0 back online with a new boot id');
+    // and it trains again
+    await deploy('m4-0');
+    const t = await job('/v1/devices/m4-0/train', { ...TRAIN, count: 2 });
+    expect(t.result).toMatchObject({ steps: 2, stepsApplied: 2 });
+  }, 90_000);
 });

@@ -1,0 +1,74 @@
+// scripts/rig itself, without the daemon: the devices file and the symlinks it
+// writes, `status`, and `stop` from another process (by its pid file) leaving
+// no board process, symlink or file behind.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../server/src/config.js';
+import { tempDir } from '../server/helpers.js';
+import { RigProcess, requireBoardFirmware } from './rig-process.js';
+
+const run = promisify(execFile);
+const rigScript = path.join(repoRoot, 'scripts', 'rig');
+const boardsTable = JSON.parse(fs.readFileSync(path.join(repoRoot, 'firmware', 'boards.json'), 'utf8')) as {
+  classes: { class: string; qemu: { machine: string }; boards: { zephyr: string }[] }[];
+};
+
+describe('scripts/rig', () => {
+  let rig: RigProcess | undefined;
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
+  it('starts a QEMU board and twins behind stable symlinks, and `stop --dir` ends them all', async () => {
+    requireBoardFirmware();
+    const dir = tempDir('tinyrig-rigscript-');
+    rig = new RigProcess(dir, { m0plus: 1, twin: 2 });
+    const devices = await rig.start();
+    const m0 = boardsTable.classes.find((c) => c.class === 'm0plus')!;
+    expect(devices).toEqual([
+      {
+        id: 'm0plus-0',
+        path: path.join(dir, 'm0plus-0'),
+        board: `qemu-${m0.qemu.machine}`,
+        class: 'm0plus',
+        emulated: true,
+        tags: ['emulated', 'm0plus'],
+        powerBoard: m0.boards[0].zephyr,
+      },
+      ...[0, 1].map((i) => ({
+        id: `twin-${i}`,
+        path: path.join(dir, `twin-${i}`),
+        board: 'host-twin',
+        class: 'twin',
+        emulated: true,
+        tags: ['emulated', 'twin'],
+      })),
+    ]);
+    const ptys = devices.map((d) => fs.realpathSync(d.path));
+    for (const p of ptys) expect(p).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(new Set(ptys).size).toBe(3);
+    // no temporary file is left beside the devices file (it is written whole, then renamed)
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+
+    const boards = rig.boards();
+    expect(boards).toHaveLength(3);
+    const status = JSON.parse((await run(rigScript, ['status', '--dir', dir])).stdout);
+    expect(status).toMatchObject({ running: true, pid: rig.child!.pid });
+    expect(status.devices.map((d: { id: string }) => d.id)).toEqual(['m0plus-0', 'twin-0', 'twin-1']);
+
+    // a second rig in the same directory is refused while the first one runs
+    await expect(run(rigScript, ['start', '--twin', '1', '--dir', dir])).rejects.toMatchObject({
+      stderr: expect.stringMatching(/already runs in/),
+    });
+
+    const exited = new Promise<number | null>((r) => rig!.child!.once('exit', (code) => r(code)));
+    await run(rigScript, ['stop', '--dir', dir]);
+    expect(await exited).toBe(0);
+    expect(boards.filter((b) => RigProcess.alive(b.pid)), 'board processes left behind').toEqual([]);
+    expect(fs.readdirSync(dir).sort()).toEqual([]);
+    expect(JSON.parse((await run(rigScript, ['status', '--dir', dir])).stdout)).toMatchObject({ running: false, devices: [] });
+  }, 60_000);
+});
