@@ -71,7 +71,7 @@ endef
 $(foreach c,$(QEMU_CLASSES),$(eval $(call QEMU_CLASS,$(c))))
 
 # Host-side driver of the board UART test (the protocol's C codec).
-$(BUILD)/qemu/board_uart: tests/qemu/board_uart.c tests/proto/proto_test.h $(CORE_SRCS) $(wildcard core/*/*.h)
+$(BUILD)/qemu/board_uart: tests/qemu/board_uart.c tests/qemu/pty_client.h tests/proto/proto_test.h $(CORE_SRCS) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -DTR_WITH_ENGINE $< $(CORE_SRCS) -o $@ -lm
 ALL_TARGETS += $(BUILD)/qemu/board_uart

@@ -8,13 +8,10 @@
  * Usage: board_uart MACHINE ELF BOARD CPU CLOCK_HZ RAM_BYTES */
 #define _DEFAULT_SOURCE
 #define _XOPEN_SOURCE 700
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,56 +19,9 @@
 #include "proto/tr_device.h"
 #include "proto/tr_handlers.h"
 #include "../proto/proto_test.h"
+#include "pty_client.h"
 
-#define RAW_MAX 4096u
-
-static int open_port(const char *path)
-{
-    struct termios t;
-    int fd = open(path, O_RDWR | O_NOCTTY);
-
-    if (fd >= 0 && tcgetattr(fd, &t) == 0) {
-        cfmakeraw(&t);
-        tcsetattr(fd, TCSANOW, &t);
-    }
-    return fd;
-}
-
-/* Sends one request and waits up to wait_ms for the response with its seq. */
-static int ask(int fd, uint8_t type, uint16_t seq, const uint8_t *body, size_t body_len, int wait_ms,
-               tr_frame *resp, uint8_t *raw, tr_body *b)
-{
-    tr_frame f = {1, type, seq, 0, body, body_len};
-    static uint8_t w[TR_FRAME_WIRE_MAX(RAW_MAX)];
-    uint8_t in[4096];
-    size_t wl, used, pos;
-    tr_frame_rx rx;
-    tr_frame_event ev;
-    int waited = 0;
-
-    if (tr_frame_encode(&f, w, sizeof w, &wl) != TR_OK || write(fd, w, wl) != (ssize_t)wl) {
-        return 0;
-    }
-    tr_frame_rx_init(&rx, raw, RAW_MAX);
-    while (waited < wait_ms) {
-        struct pollfd p = {fd, POLLIN, 0};
-        ssize_t n;
-
-        if (poll(&p, 1, 50) <= 0) {
-            waited += 50;
-            continue;
-        }
-        n = read(fd, in, sizeof in);
-        for (pos = 0; n > 0 && pos < (size_t)n; pos += used) {
-            tr_frame_feed(&rx, in + pos, (size_t)n - pos, &used, &ev);
-            if (ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, resp) == TR_OK &&
-                (resp->flags & TR_FRAME_FLAG_RESP) && resp->seq == seq) {
-                return tr_body_parse(b, resp->body, resp->body_len) == TR_OK;
-            }
-        }
-    }
-    return 0;
-}
+#define RAW_MAX TR_PTY_RAW_MAX
 
 static int text_is(const tr_body *b, unsigned key, const char *want)
 {
@@ -155,13 +105,13 @@ int main(int argc, char **argv)
     }
     CHECK(strncmp(pty, "/dev/pts/", 9) == 0, "QEMU names the board's PTY on stdout");
     if (pty[0] != '\0') {
-        fd = open_port(pty);
+        fd = tr_pty_open(pty);
     }
     CHECK(fd >= 0, "the PTY opens");
 
     /* The first bytes may wait: retry HELLO (new seq each time) for up to 20 s. */
     for (int i = 0; fd >= 0 && i < 40 && !answered; i++) {
-        answered = ask(fd, TR_MSG_HELLO, seq, NULL, 0, 500, &r, raw, &b);
+        answered = tr_pty_ask(fd, TR_MSG_HELLO, seq, NULL, 0, 500, &r, raw, &b);
         seq++;
     }
     CHECK(answered && r.type == TR_MSG_HELLO, "HELLO answered over the UART");
@@ -189,12 +139,12 @@ int main(int argc, char **argv)
         tr_cbor_write_uint(&w, 1);
         tr_cbor_write_bytes(&w, data, max_frame - 32u);
         CHECK(w.status == TR_OK, "PING body built");
-        CHECK(ask(fd, TR_MSG_PING, seq++, ping, w.len, 10000, &r, raw, &b) &&
+        CHECK(tr_pty_ask(fd, TR_MSG_PING, seq++, ping, w.len, 10000, &r, raw, &b) &&
                   tr_body_bytes(&b, 1, &echo, &echo_len) == TR_OK && echo_len == max_frame - 32u &&
                   memcmp(echo, data, echo_len) == 0,
               "a max_frame PING comes back intact");
 
-        CHECK(ask(fd, TR_MSG_STATS, seq++, NULL, 0, 5000, &r, raw, &b), "STATS answered");
+        CHECK(tr_pty_ask(fd, TR_MSG_STATS, seq++, NULL, 0, 5000, &r, raw, &b), "STATS answered");
         peak = u32_or(&b, 4, 0);
         CHECK(peak > 0u && peak < stack_bytes, "stack high-water mark measured, inside the stack");
         CHECK(u32_or(&b, 5, 0) == static_ram, "STATS static_ram as in HELLO");
