@@ -14,7 +14,8 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { readIdxGz } from '../server/src/datasets/idx.js';
 import { LinkSim, TwinProcess, linksimBuilt, repoRoot, twinBuilt } from './lib/linksim.js';
-import { closePort, loadProtocol, openPort, retransmits, type SessionLike } from './lib/session.js';
+import { BoardSession } from '../protocol/src/index.js';
+import { closePort, openPort } from '../server/src/devices/serial-link.js';
 import { smpDownload, smpUpload, startSmpRig } from './lib/smp-transfer.js';
 import { SMP_DEFAULT_MTU } from './lib/smp.js';
 
@@ -68,9 +69,6 @@ async function timed<T>(sim: LinkSim, fn: () => Promise<T>): Promise<{ value: T;
   return { value, seconds, wire: after.h2d_out - before.h2d_out + (after.d2h_out - before.d2h_out) };
 }
 
-const hex = (v: unknown): string =>
-  typeof v === 'string' ? v.toLowerCase() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : String(v);
-
 function buildModelBlob(dir: string, [model, input]: [string, string]): Uint8Array {
   const out = path.join(dir, `${model}-${input}.blob`);
   execFileSync(path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train'), ['build', '--model', model, '--seed', '1', '--input', input, '--out', out], {
@@ -80,11 +78,10 @@ function buildModelBlob(dir: string, [model, input]: [string, string]): Uint8Arr
 }
 
 async function ours(dir: string, baud: number, samples: { labels: Uint8Array; data: Uint8Array }, weights: Uint8Array, log: (s: string) => void) {
-  const { BoardSession } = await loadProtocol();
   const twin = await TwinProcess.start();
   const sim = await LinkSim.start({ device: twin.ptyPath, baud, link: path.join(dir, `board-${baud}`) });
   const port = await openPort(sim.ptyPath, baud);
-  let session: SessionLike | null = null;
+  let session: BoardSession | null = null;
   try {
     session = await BoardSession.open(port, { timeoutMs: 10_000 });
     const s = session;
@@ -92,7 +89,7 @@ async function ours(dir: string, baud: number, samples: { labels: Uint8Array; da
     log(`  twin: max_frame ${h.maxFrame}, window ${h.window}, sample_slots ${h.sampleSlots}, blob_max ${h.blobMax}, engine ${h.engine}`);
     const n = samples.labels.length;
     const smp = await timed(sim, () => s.sendSamples(0, SAMPLE_BYTES, samples.labels, samples.data));
-    const rt1 = retransmits(s);
+    const rt1 = s.counters.retransmits;
     if (h.engine) {
       // With the engine, weights must fit the live model: the mlp for a 32x32 input holds ~64 KiB
       // of parameters; fall back to the cnn when the board stages less.
@@ -104,11 +101,11 @@ async function ours(dir: string, baud: number, samples: { labels: Uint8Array; da
     }
     log(`  weights blob: ${weights.length} bytes`);
     const wr = await timed(sim, () => s.writeWeights(weights));
-    const rt2 = retransmits(s);
+    const rt2 = s.counters.retransmits;
     const rd = await timed(sim, () => s.readWeights());
-    const rt3 = retransmits(s);
+    const rt3 = s.counters.retransmits;
     const want = createHash('sha256').update(weights).digest('hex');
-    if (!Buffer.from(rd.value.bytes).equals(Buffer.from(weights)) || hex(rd.value.sha256) !== want)
+    if (!Buffer.from(rd.value.bytes).equals(Buffer.from(weights)) || rd.value.sha256 !== want)
       throw new Error('weights read back differ from what was written');
     return {
       weights,
@@ -117,7 +114,7 @@ async function ours(dir: string, baud: number, samples: { labels: Uint8Array; da
       weights_read: { payload: weights.length, seconds: rd.seconds, wire: rd.wire, retransmits: rt3 - rt2 },
     };
   } finally {
-    await session?.close();
+    session?.close();
     await closePort(port);
     await sim.stop();
     await twin.stop();

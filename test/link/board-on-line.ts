@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { SerialPort } from 'serialport';
 import { LinkSim, TwinProcess, linksimBuilt, repoRoot, twinBuilt, type LinkSimOptions } from '../../bench/lib/linksim.js';
-import { closePort, loadProtocol, openPort, type SessionLike } from '../../bench/lib/session.js';
+import { BoardSession } from '../../protocol/src/index.js';
+import { closePort, openPort } from '../../server/src/devices/serial-link.js';
 
 export const TRAIN_BIN = path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train');
 
@@ -18,14 +19,13 @@ export interface BoardOnLine {
   twin: TwinProcess;
   sim: LinkSim;
   port: SerialPort;
-  session: SessionLike;
+  session: BoardSession;
   /** Opens a new port and session on the simulator's link (after a replug). */
-  reopen(): Promise<SessionLike>;
+  reopen(): Promise<BoardSession>;
   stop(): Promise<void>;
 }
 
 export async function boardOnLine(dir: string, name: string, line: Omit<LinkSimOptions, 'device' | 'link'>): Promise<BoardOnLine> {
-  const { BoardSession } = await loadProtocol();
   const twin = await TwinProcess.start();
   let sim: LinkSim | null = null;
   try {
@@ -50,7 +50,7 @@ export async function boardOnLine(dir: string, name: string, line: Omit<LinkSimO
         return session;
       },
       async stop() {
-        await Promise.resolve(board.session.close()).catch(() => undefined);
+        board.session.close();
         await closePort(board.port);
         await s.stop();
         await twin.stop();
@@ -70,6 +70,3 @@ export function buildModel(dir: string, model = 'cnn', seed = 1): Uint8Array {
   if (!fs.existsSync(out)) execFileSync(TRAIN_BIN, ['build', '--model', model, '--seed', String(seed), '--out', out]);
   return new Uint8Array(fs.readFileSync(out));
 }
-
-export const sha256Hex = (v: unknown): string =>
-  typeof v === 'string' ? v.toLowerCase() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : String(v);

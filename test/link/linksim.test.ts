@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SerialPort } from 'serialport';
 import { LinkSim, PtyPair, linksimBuilt, type LinkSimOptions } from '../../bench/lib/linksim.js';
-import { closePort, openPort } from '../../bench/lib/session.js';
+import { closePort, openPort } from '../../server/src/devices/serial-link.js';
 
 let dir = '';
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { DeviceEntry } from '../config.js';
 import { Errors, RigError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import type { BoardLink, BoardStats, HelloInfo, LinkOpener, ModelInfo } from './link.js';
+import { DeviceError, DisconnectedError, TimeoutError } from '../../../protocol/src/index.js';
+import type { BoardLink, DeviceStats, HelloInfo, LinkOpener, ModelInfo } from './link.js';
 
 export type BoardStatus = 'connecting' | 'online' | 'offline';
 
@@ -43,7 +44,7 @@ export class Board extends EventEmitter {
   status: BoardStatus = 'offline';
   lastError: string | null = null;
   hello: HelloInfo | null = null;
-  stats: BoardStats | null = null;
+  stats: DeviceStats | null = null;
   model: BoardModel | null = null;
   /** Sample numbers [heldFrom, heldTo) sent since the model was loaded; the ring keeps the last sampleSlots. */
   heldFrom = 0;
@@ -167,7 +168,7 @@ export class Board extends EventEmitter {
   }
 
   /** What model the board holds, from its STATS and our models table. */
-  private async learnModel(link: BoardLink, stats: BoardStats): Promise<void> {
+  private async learnModel(link: BoardLink, stats: DeviceStats): Promise<void> {
     if (!stats.modelSha256) {
       this.model = null;
       return;
@@ -265,30 +266,28 @@ export class Board extends EventEmitter {
   /** Turns a protocol error into an API error that names the board and the operation. */
   private describe(err: unknown, what: string): RigError {
     if (err instanceof RigError) return err;
-    const e = err as { name?: string; message?: string; code?: number | string; codeName?: string; detail?: number };
-    const msg = e?.message ?? String(err);
-    const name = e?.name ?? '';
-    if (name === 'DisconnectedError' || this.status !== 'online') {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof DisconnectedError || this.status !== 'online') {
       return Errors.DEVICE_DISCONNECTED(`device ${this.id} disconnected during ${what}: ${msg}`);
     }
-    if (name === 'TimeoutError') {
+    if (err instanceof TimeoutError) {
       this.counters.linkErrors++;
       return Errors.DEVICE_TIMEOUT(`device ${this.id} did not answer during ${what}: ${msg}`);
     }
-    if (name === 'DeviceError') {
-      const codeName = String(e.codeName ?? e.code ?? '');
-      if (codeName === 'NOT_SUPPORTED' || codeName === '14') {
+    if (err instanceof DeviceError) {
+      const { codeName, detail } = err;
+      if (codeName === 'NOT_SUPPORTED') {
         return Errors.ENGINE_MISSING(`device ${this.id} cannot ${what}: its firmware has no training engine (${msg})`);
       }
-      if (codeName === 'NO_MODEL' || codeName === '8') return Errors.NO_MODEL(`device ${this.id} has no model loaded; cannot ${what}`);
-      if (codeName === 'MODEL_TOO_LARGE' || codeName === '10') {
-        const need = e.detail ? `: it needs ${e.detail} bytes of arena, the board has ${this.hello?.arenaBytes ?? '?'}` : '';
-        return Errors.MODEL_TOO_LARGE(`device ${this.id} cannot hold the model${need} (${msg})`, { device: codeName, needBytes: e.detail ?? null });
+      if (codeName === 'NO_MODEL') return Errors.NO_MODEL(`device ${this.id} has no model loaded; cannot ${what}`);
+      if (codeName === 'MODEL_TOO_LARGE') {
+        const need = detail ? `: it needs ${detail} bytes of arena, the board has ${this.hello?.arenaBytes ?? '?'}` : '';
+        return Errors.MODEL_TOO_LARGE(`device ${this.id} cannot hold the model${need} (${msg})`, { device: codeName, needBytes: detail ?? null });
       }
-      if (codeName === 'MODEL_INVALID' || codeName === '9') {
-        return Errors.MODEL_INVALID(`device ${this.id} refused the model at validation: ${msg}`, { device: codeName, detail: e.detail });
+      if (codeName === 'MODEL_INVALID') {
+        return Errors.MODEL_INVALID(`device ${this.id} refused the model at validation: ${msg}`, { device: codeName, detail });
       }
-      return Errors.DEVICE_ERROR(`device ${this.id} refused ${what}: ${msg}`, { device: codeName, detail: e.detail });
+      return Errors.DEVICE_ERROR(`device ${this.id} refused ${what}: ${msg}`, { device: codeName, detail });
     }
     return Errors.INTERNAL(`device ${this.id}: ${what} failed: ${msg}`);
   }
@@ -314,7 +313,7 @@ export class Board extends EventEmitter {
     this.heldFrom = Math.max(this.heldFrom, this.heldTo - slots);
   }
 
-  async refreshStats(): Promise<BoardStats> {
+  async refreshStats(): Promise<DeviceStats> {
     const stats = await this.run('read stats', (l) => l.stats());
     this.stats = stats;
     return stats;

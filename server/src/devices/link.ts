@@ -1,107 +1,40 @@
-// What the daemon needs from one board link, in daemon terms. The protocol
-// session (protocol/src) implements the wire; this file opens a serial port,
-// hands it to the session and turns protocol errors into API errors.
-export interface HelloInfo {
-  proto: number;
-  board: string;
-  build: string;
-  cpu: string;
-  clockHz: number;
-  ramBytes: number;
-  maxFrame: number;
-  window: number;
-  bootId: number;
-  sampleSlots: number;
-  arenaBytes: number;
-  blobMax: number;
-  counter: string;
-  staticRam: number;
-  stackBytes: number;
-  maxTrain: number;
-  engine: boolean;
-}
+// What the daemon needs from one board link. The protocol session
+// (protocol/src) implements the wire and owns the types of what a board
+// answers; serial-link.ts opens a serial port and hands it to the session.
+import type {
+  DeviceStats,
+  EvalResult,
+  HelloInfo,
+  LinkCounters,
+  ModelInfo as SessionModelInfo,
+  TrainRequest,
+  TrainResult,
+  WeightsCommit,
+  WeightsInfo,
+} from '../../../protocol/src/index.js';
 
-export interface ModelInfo {
-  weightsSha256: string;
-  weightsBytes: number;
-  inputBytes: number;
-  classes: number;
-  layers: number;
-  trainBytes: number;
-  inferBytes: number;
-}
+export type { DeviceStats, EvalResult, HelloInfo, LinkCounters, TrainRequest, TrainResult, WeightsCommit, WeightsInfo };
+export type { TrainRecord } from '../../../protocol/src/index.js';
 
-export interface WeightsInfo {
-  sha256: string;
-  weightsBytes: number;
-  stepsApplied: number;
-  modelSha256: string;
-}
-
-export interface TrainRecord {
-  lossPpm: number;
-  counter: number;
-  updatedPpm: number;
-  correct: boolean;
-  peakRam: number;
-}
-
-export interface TrainRequest {
-  stepId: number;
-  index: number;
-  count: number;
-  lrPpm: number;
-  lambdaMinPpm?: number;
-  lambdaMaxPpm?: number;
-  trainable?: number;
-  biasOnly?: number;
-  options?: number;
-}
-
-export interface TrainResult {
-  stepId: number;
-  duplicate: boolean;
-  stepsApplied: number;
-  records: TrainRecord[];
-}
-
-export interface EvalResult {
-  count: number;
-  correct: number;
-  lossPpmSum: number;
-  counter: number;
-}
-
-export interface BoardStats {
-  stepsApplied: number;
-  lastStepId: number;
-  arenaPeak: number;
-  stackPeak: number;
-  staticRam: number;
-  counterTotal: number;
-  samplesHeld: number;
-  modelSha256: string;
-  framesRx: number;
-  framesBad: number;
-}
-
-export interface LinkCounters {
-  retransmits: number;
-  timeouts: number;
-  naks: number;
-}
+/**
+ * What LOAD_MODEL reports, less the session's `sha256`/`modelSha256`: the
+ * daemon's board model keeps `sha256` for the model blob and `weightsSha256`
+ * for the live weights, and spreads this object over it.
+ */
+export type ModelInfo = Omit<SessionModelInfo, 'sha256' | 'modelSha256'>;
 
 export interface BoardLink {
   readonly hello: HelloInfo;
   loadModel(blob: Uint8Array): Promise<ModelInfo>;
-  writeWeights(blob: Uint8Array): Promise<{ sha256: string; weightsBytes: number }>;
+  writeWeights(blob: Uint8Array): Promise<WeightsCommit>;
   readWeights(): Promise<Uint8Array>;
   weightsInfo(): Promise<WeightsInfo>;
   sendSamples(index: number, sampleBytes: number, labels: Uint8Array, data: Uint8Array): Promise<void>;
   train(req: TrainRequest): Promise<TrainResult>;
   evaluate(index: number, count: number): Promise<EvalResult>;
-  stats(): Promise<BoardStats>;
+  stats(): Promise<DeviceStats>;
   reset(): Promise<void>;
+  /** A copy of the session's counters now. */
   counters(): LinkCounters;
   /** Called once when the link is lost (port closed, board gone). */
   onLost(cb: (reason: string) => void): void;
