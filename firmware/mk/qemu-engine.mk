@@ -36,4 +36,4 @@ $(foreach c,$(QEMU_KBENCH_CLASSES),$(foreach k,ref dsp,$(eval $(call QEMU_KBENCH
 qemu-kernels-bench: $(foreach c,$(QEMU_KBENCH_CLASSES),$(BUILD)/qemu/$(c)/bench_kernels_ref.elf \
                                                        $(BUILD)/qemu/$(c)/bench_kernels_dsp.elf)
 	@$(foreach c,$(QEMU_KBENCH_CLASSES),$(foreach k,ref dsp,echo "KERNELS_RUN $(c) $(k) $(QEMU_MACHINE_$(c))" && \
-	    $(QEMU_RUN) -M $(QEMU_MACHINE_$(c)) -kernel $(BUILD)/qemu/$(c)/bench_kernels_$(k).elf && )) true
+	    $(QEMU_RUN) -M $(QEMU_MACHINE_$(c)) -kernel $(BUILD)/qemu/$(c)/bench_kernels_$(k).elf 2>&1 && )) true
