@@ -6,10 +6,15 @@
 // Each board sits behind the link simulator at BENCH_LINK_BAUD (default 921600,
 // a USB-serial board's line; 0 = the twins' raw PTYs), so a fleet rollback
 // moves its weights at a real line rate on every board at once.
+// Twins and line simulators run at the lowest CPU priority (BENCH_BOARD_NICE,
+// default 19): on a rig their work happens on the boards and in the USB-serial
+// adapters, not on the host, so they must not stand between the daemon and a CPU.
 //   npm run bench:daemon                  (BENCH_BOARDS=32 BENCH_SECONDS=30 BENCH_CONCURRENCY=4 BENCH_LINK_BAUD=921600)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { repoRoot } from '../server/src/config.js';
 import { startDaemon, type DaemonProcess } from '../test/server/daemon-process.js';
 import { startTwins, stopTwins, twinBuilt, TWIN_BIN, type Twin } from '../test/server/twins.js';
@@ -21,6 +26,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const TRAIN_COUNT = Number(process.env.BENCH_TRAIN_COUNT ?? 32);
 const FLEET_REPEATS = Number(process.env.BENCH_FLEET_REPEATS ?? 3);
 const LINK_BAUD = Number(process.env.BENCH_LINK_BAUD ?? 921600);
+const BOARD_NICE = Number(process.env.BENCH_BOARD_NICE ?? 19);
 const RESULT = path.join(repoRoot, 'bench', 'results', 'daemon.json');
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -104,6 +110,35 @@ async function fleetRollback(devices: string[], to: string, canary: number): Pro
   return { wallMs, jobMs: res?.ms ?? wallMs, verified: (res?.devices ?? []).filter((d: Json) => d.verified).length, state: r.body.state };
 }
 
+/**
+ * GET /v1/devices from `concurrency` clients for `seconds`, on a worker
+ * thread: the main thread follows 32 jobs' event streams (a thousand step
+ * events a second), and a request timed on that event loop would include the
+ * client's own backlog instead of the daemon's answer.
+ */
+const LOAD_GENERATOR = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { url, token, concurrency, seconds } = workerData;
+const ms = [];
+const end = Date.now() + seconds * 1000;
+Promise.all(Array.from({ length: concurrency }, async () => {
+  while (Date.now() < end) {
+    const t0 = performance.now();
+    const r = await fetch(url + '/v1/devices', { headers: { authorization: 'Bearer ' + token } });
+    await r.text();
+    if (r.status === 200) ms.push(performance.now() - t0);
+  }
+})).then(() => parentPort.postMessage(ms));
+`;
+
+function devicesLoad(concurrency: number, seconds: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(LOAD_GENERATOR, { eval: true, workerData: { url: daemon!.url, token, concurrency, seconds } });
+    w.once('message', (ms: number[]) => resolve(ms));
+    w.once('error', reject);
+  });
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
@@ -118,6 +153,7 @@ async function main(): Promise<void> {
     console.error(`each board behind the link simulator at ${LINK_BAUD} baud`);
     lines = await Promise.all(twins.map((t, i) => LinkSim.start({ device: t.link, link: path.join(dir, `line-${i}`), baud: LINK_BAUD })));
   }
+  for (const c of [...twins.map((t) => t.child), ...lines.map((l) => l.child)]) if (c?.pid) os.setPriority(c.pid, BOARD_NICE);
   const portOf = (i: number): string => (LINK_BAUD > 0 ? lines[i]!.path : twins[i]!.link);
   fs.writeFileSync(devicesFile, JSON.stringify({ devices: twins.map((_, i) => ({ id: ids[i], path: portOf(i), board: 'host-twin', emulated: true, tags: ['bench'] })) }));
   daemon = await startDaemon({
@@ -168,23 +204,17 @@ async function main(): Promise<void> {
   submitMs.length = 0;
   const stepsAtStart = trainSteps;
 
-  const devicesMs: number[] = [];
   let rssMax = 0;
   const cpu0 = procSample(pid);
   const wall0 = performance.now();
   const sampler = setInterval(() => {
     rssMax = Math.max(rssMax, procSample(pid).rssMb);
   }, 250);
-  const end = Date.now() + SECONDS * 1000;
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   console.error(`measuring for ${SECONDS} s: GET /v1/devices with ${CONCURRENCY} concurrent clients, ${BOARDS} boards training`);
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (Date.now() < end) {
-        const r = await api('GET', '/v1/devices');
-        if (r.status === 200) devicesMs.push(r.ms);
-      }
-    }),
-  );
+  const devicesMs = await devicesLoad(CONCURRENCY, SECONDS);
+  loopDelay.disable();
   const cpu1 = procSample(pid);
   const wallS = (performance.now() - wall0) / 1000;
   clearInterval(sampler);
@@ -254,12 +284,14 @@ async function main(): Promise<void> {
     concurrency: CONCURRENCY,
     train_count_per_job: TRAIN_COUNT,
     link_baud: LINK_BAUD > 0 ? LINK_BAUD : null,
+    board_nice: BOARD_NICE,
+    client_loop_delay_p99_ms: round(loopDelay.percentile(99) / 1e6),
     server_devices_p50_ms_at_most: serverP.p50,
     server_devices_p99_ms_at_most: serverP.p99,
     host: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', node: process.version },
     targets: { p99_ms: 50, fleet_rollback_ratio: 3 },
     notes:
-      'Daemon and all twins share the host CPUs; cpu_percent is of one core. submit = POST /v1/devices/:id/train → 202 on an idle board while the others train. ' +
+      'Daemon, load generator and all twins share the host CPUs; twins and line simulators run at nice board_nice (their work is the boards\', not the host\'s); cpu_percent is of one core. GET /v1/devices is timed on a worker thread of its own; submit = POST /v1/devices/:id/train → 202 on an idle board while the others train, timed on the thread that follows the event stream of every job (client_loop_delay_p99_ms is the backlog of that thread). ' +
       'fleet_rollback_ratio: wall time of POST /v1/fleet/rollback?wait=true (canary 0) over 32 boards / over 1 board, median of repeats; canary1 variant rolls one board first.',
     measuredAt: new Date().toISOString(),
   };
@@ -274,6 +306,7 @@ async function main(): Promise<void> {
     ['GET /v1/devices rate', `${result.devices_rps} req/s`, `${CONCURRENCY} clients, ${result.devices_requests} requests`],
     ['job submission p50', `${result.submit_p50_ms} ms`, `${result.submissions} submissions`],
     ['job submission p99', `${result.submit_p99_ms} ms`, `target < 50 ms: ${result.submit_p99_ms < 50 ? 'met' : 'missed'}`],
+    ['  client event-loop delay p99', `${result.client_loop_delay_p99_ms} ms`, 'submissions are timed on the loop that follows the jobs'],
     ['daemon CPU', `${result.cpu_percent} %`, 'of one core'],
     ['daemon RSS (max)', `${result.rss_mb} MiB`, ''],
     ['training throughput', `${result.train_steps_per_s} steps/s`, 'all boards together'],
