@@ -37,6 +37,8 @@ export class RigProcess {
     readonly counts: Record<string, number>,
     /** More `scripts/rig start` flags, e.g. ['--hang-timeout-ms', '5000']. */
     readonly extraArgs: string[] = [],
+    /** The rig's environment (default: this process's). */
+    readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   get devicesFile(): string {
@@ -47,7 +49,7 @@ export class RigProcess {
     const args = ['--import', 'tsx', path.join(repoRoot, 'scripts', 'rig.ts'), 'start', '--dir', this.dir];
     for (const [cls, n] of Object.entries(this.counts)) args.push(`--${cls}`, String(n));
     args.push(...this.extraArgs);
-    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: repoRoot, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => (this.log += d.toString()));
     child.stderr!.on('data', (d) => (this.log += d.toString()));

@@ -71,4 +71,18 @@ describe('scripts/rig', () => {
     expect(fs.readdirSync(dir).sort()).toEqual([]);
     expect(JSON.parse((await run(rigScript, ['status', '--dir', dir])).stdout)).toMatchObject({ running: false, devices: [] });
   }, 60_000);
+
+  it('without an emulator, QEMU boards are refused with the reason, or left out and said so with --skip-missing', async () => {
+    const env = { ...process.env, PATH: '/nonexistent' };
+    const dir = tempDir('tinyrig-rigscript-');
+    await expect(
+      run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts', 'rig.ts'), 'start', '--m4', '1', '--twin', '1', '--dir', dir], { env, cwd: repoRoot }),
+    ).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot start m4 boards: qemu-system-arm is not installed/) });
+    rig = new RigProcess(dir, { m4: 1, twin: 1 }, ['--skip-missing'], env);
+    const devices = await rig.start();
+    expect(devices.map((d) => d.id)).toEqual(['twin-0']);
+    expect(rig.log).toMatch(/NOT starting 1 m4 board\(s\): qemu-system-arm is not installed/);
+    await rig.stop();
+    expect(fs.existsSync(path.join(dir, 'devices.json'))).toBe(false);
+  }, 30_000);
 });
