@@ -6,6 +6,12 @@ extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 int main(void);
 void tr_qemu_reset(void);
 void tr_qemu_default_irq(void);
+void tr_qemu_nmi_c(const uint32_t *frame);
+void tr_qemu_hardfault_c(const uint32_t *frame);
+void tr_qemu_memmanage_c(const uint32_t *frame);
+void tr_qemu_busfault_c(const uint32_t *frame);
+void tr_qemu_usagefault_c(const uint32_t *frame);
+void tr_qemu_unexpected_c(const uint32_t *frame);
 
 #define STACK_PAINT 0xA5A5A5A5u
 
@@ -52,11 +58,10 @@ __attribute__((weak)) void tr_qemu_fault_report(const char *what, uint32_t pc)
 }
 
 /* Reports the fault and stops the board: the semihosting exit ends QEMU with
- * status 3, so whoever supervises the board sees it die and restarts it. */
-static void fault(const char *what)
+ * status 3, so whoever supervises the board sees it die and restarts it.
+ * frame is the exception frame the core stacked (r0-r3, r12, lr, pc, xpsr). */
+static void fault(const char *what, const uint32_t *frame)
 {
-    uint32_t *frame;
-    __asm__ volatile("mrs %0, msp" : "=r"(frame));
     tr_qemu_fault_report(what, frame[6]); /* stacked pc */
     tr_qemu_write0("FAULT ");
     tr_qemu_write0(what);
@@ -64,12 +69,29 @@ static void fault(const char *what)
     tr_qemu_exit(3);
 }
 
-static void nmi_handler(void) { fault("nmi"); }
-static void hardfault_handler(void) { fault("hardfault"); }
-static void memmanage_handler(void) { fault("memmanage"); }
-static void busfault_handler(void) { fault("busfault"); }
-static void usagefault_handler(void) { fault("usagefault"); }
-void tr_qemu_default_irq(void) { fault("unexpected interrupt"); }
+/* The C half of each handler gets the frame from its entry below. */
+void tr_qemu_nmi_c(const uint32_t *frame) { fault("nmi", frame); }
+void tr_qemu_hardfault_c(const uint32_t *frame) { fault("hardfault", frame); }
+void tr_qemu_memmanage_c(const uint32_t *frame) { fault("memmanage", frame); }
+void tr_qemu_busfault_c(const uint32_t *frame) { fault("busfault", frame); }
+void tr_qemu_usagefault_c(const uint32_t *frame) { fault("usagefault", frame); }
+void tr_qemu_unexpected_c(const uint32_t *frame) { fault("unexpected interrupt", frame); }
+
+/* Each entry reads MSP before anything is pushed on it, so the frame is the
+ * one the core stacked (a C handler would push its own registers first). The
+ * port runs on MSP only. ARMv6-M has no B.W: branch through a register. */
+#define FAULT_ENTRY(entry, c_half)                                                 \
+    __attribute__((naked)) void entry(void)                                        \
+    {                                                                              \
+        __asm__ volatile("mrs r0, msp\n ldr r1, =" #c_half "\n bx r1\n .ltorg"); \
+    }
+
+static FAULT_ENTRY(nmi_handler, tr_qemu_nmi_c)
+static FAULT_ENTRY(hardfault_handler, tr_qemu_hardfault_c)
+static FAULT_ENTRY(memmanage_handler, tr_qemu_memmanage_c)
+static FAULT_ENTRY(busfault_handler, tr_qemu_busfault_c)
+static FAULT_ENTRY(usagefault_handler, tr_qemu_usagefault_c)
+FAULT_ENTRY(tr_qemu_default_irq, tr_qemu_unexpected_c)
 
 void tr_qemu_uart0_rx_handler(void) __attribute__((weak, alias("tr_qemu_default_irq")));
 
