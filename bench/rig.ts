@@ -1,5 +1,5 @@
 // bench:rig — what a training step costs on each board class, measured on the
-// emulated rig (QEMU -icount: emulated instructions, repeatable to one 40-instruction timer tick).
+// emulated rig (QEMU -icount: emulated instructions, identical run to run).
 // For each class and zoo model: instructions per training step (dense, and
 // sparse at λmin = λmax = 0.1), per inference, per forward MAC; RAM (arena
 // peak, stack high-water, static); estimated energy per step; then the
@@ -261,7 +261,7 @@ async function main(): Promise<void> {
   const result = {
     generated_by: 'npm run bench:rig',
     date: new Date().toISOString(),
-    counts: 'emulated instructions under QEMU -icount shift=0, read at TIMER0 tick edges (repeatable to one 40-instruction tick; per-step figures are medians of 8 steps); instructions stand in for cycles in the energy estimate and the published comparison',
+    counts: 'emulated instructions under QEMU -icount shift=0, read at TIMER0 tick edges with interrupts masked during the work (identical run to run; per-step figures are medians of 8 steps); instructions stand in for cycles in the energy estimate and the published comparison',
     model: 'cnn (zoo), seed 1; Fashion-MNIST; lr 0.02, QAS, stochastic rounding, batch size 1; sparse = λmin = λmax = 0.1',
     twin_weights_sha256: twinSha,
     wall_seconds: Math.round((Date.now() - started) / 1000),
