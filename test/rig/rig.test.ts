@@ -1,7 +1,7 @@
 // The emulated rig end to end: QEMU Cortex-M0+/M4/M7 boards and a host twin
 // started by scripts/rig, driven through the daemon's REST API. The same
 // training steps give the same weights on every board, byte for byte; the
-// counts are emulated instructions, repeatable to one timer tick; a board whose RAM a
+// counts are emulated instructions, identical run to run; a board whose RAM a
 // model overflows refuses it at validation; a killed board comes back on the
 // same path as a reset.
 import fs from 'node:fs';
@@ -106,7 +106,7 @@ describe('emulated rig: QEMU boards and a twin behind the daemon', () => {
     expect(snaps[0].body.sha256).toBe(snaps[1].body.sha256);
   });
 
-  it('counts emulated instructions, repeatable to one timer tick, with estimated energy per step', async () => {
+  it('counts emulated instructions, identical run to run, with estimated energy per step', async () => {
     const steps = async (id: string): Promise<Json[]> => {
       await deploy(id);
       const t = await job(`/v1/devices/${id}/train`, { ...TRAIN, count: 4 });
