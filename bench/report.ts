@@ -145,6 +145,29 @@ function daemon(j: Json): string {
   ].join('\n');
 }
 
+function kernels(j: Json): string {
+  const cls: Json[] = j.classes ?? [];
+  return [
+    `## Kernels on the M4 and M7 (\`npm run bench:kernels\`)`,
+    stamp(j),
+    '',
+    `${j.counts ?? ''}. ${j.instructions_per_mac ?? ''}.`,
+    '',
+    table(
+      ['class', 'inference ref → SIMD', 'instr / forward MAC ref → SIMD', 'train step ref → SIMD', 'same logits', ...(cls[0]?.kernels ?? []).map((k: Json) => `${k.span} ${k.kernel} (n=${k.n}) instr/MAC`), 'target (M4)'],
+      cls.map((c) => [
+        c.class,
+        `${int(c.infer_instructions?.ref)} → ${int(c.infer_instructions?.dsp)}`,
+        `${c.instructions_per_mac?.ref} → ${c.instructions_per_mac?.dsp}`,
+        `${int(c.train_step_instructions?.ref)} → ${int(c.train_step_instructions?.dsp)}`,
+        c.same_logits,
+        ...(c.kernels ?? []).map((k: Json) => `${k.ref} → ${k.dsp}`),
+        c.class === 'm4' ? `≤ 4: ${meets(c.instructions_per_mac?.dsp <= 4)}` : '',
+      ]),
+    ),
+  ].join('\n');
+}
+
 /** Benchmarks without a dedicated layout: every scalar, flattened. */
 function generic(name: string, j: Json): string {
   const rows: unknown[][] = [];
@@ -161,8 +184,8 @@ function generic(name: string, j: Json): string {
   return [`## ${name} (\`npm run bench:${name}\`)`, stamp(j), '', table(['figure', 'value'], rows)].join('\n');
 }
 
-const layouts: Record<string, (j: Json) => string> = { engine, wire, rig, daemon };
-const order = ['engine', 'wire', 'rig', 'daemon'];
+const layouts: Record<string, (j: Json) => string> = { engine, wire, kernels, rig, daemon };
+const order = ['engine', 'wire', 'kernels', 'rig', 'daemon'];
 const names = fs
   .readdirSync(resultsDir)
   .filter((f) => f.endsWith('.json'))
