@@ -46,7 +46,7 @@ proto-arm-check: $(BUILD)/proto-arm/m0plus.ok $(BUILD)/proto-arm/m4.ok
 TEST_TARGETS += proto-arm-check
 
 # The twin as a process over a real PTY.
-$(BUILD)/proto-tests/twin_pty: tests/proto/twin_pty.c tests/proto/proto_test.h $(PROTO_TEST_SRCS)
+$(BUILD)/proto-tests/twin_pty: tests/proto/twin_pty.c tests/proto/proto_test.h tests/qemu/pty_client.h $(PROTO_TEST_SRCS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(PROTO_TEST_CFLAGS) $< $(PROTO_TEST_SRCS) -o $@ -lm
 

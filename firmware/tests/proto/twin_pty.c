@@ -17,52 +17,12 @@
 #include "proto/tr_device.h"
 #include "proto/tr_handlers.h"
 #include "proto_test.h"
+#include "../qemu/pty_client.h"
 
-static int open_port(const char *path)
-{
-    struct termios t;
-    int fd = open(path, O_RDWR | O_NOCTTY);
-
-    if (fd >= 0 && tcgetattr(fd, &t) == 0) {
-        cfmakeraw(&t);
-        tcsetattr(fd, TCSANOW, &t);
-    }
-    return fd;
-}
-
-/* Sends a request and waits up to 2 s for the response with its seq. */
+/* Sends a request with an empty body and waits up to 2 s for its response. */
 static int ask(int fd, uint8_t type, uint16_t seq, tr_frame *resp, uint8_t *raw, tr_body *b)
 {
-    tr_frame f = {1, type, seq, 0, NULL, 0};
-    uint8_t w[64], in[8192];
-    size_t wl, used, pos;
-    tr_frame_rx rx;
-    tr_frame_event ev;
-    int waited = 0;
-
-    tr_frame_encode(&f, w, sizeof w, &wl);
-    if (write(fd, w, wl) != (ssize_t)wl) {
-        return 0;
-    }
-    tr_frame_rx_init(&rx, raw, 4096);
-    while (waited < 2000) {
-        struct pollfd p = {fd, POLLIN, 0};
-        ssize_t n;
-
-        if (poll(&p, 1, 50) <= 0) {
-            waited += 50;
-            continue;
-        }
-        n = read(fd, in, sizeof in);
-        for (pos = 0; n > 0 && pos < (size_t)n; pos += used) {
-            tr_frame_feed(&rx, in + pos, (size_t)n - pos, &used, &ev);
-            if (ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, resp) == TR_OK &&
-                (resp->flags & TR_FRAME_FLAG_RESP) && resp->seq == seq) {
-                return tr_body_parse(b, resp->body, resp->body_len) == TR_OK;
-            }
-        }
-    }
-    return 0;
+    return tr_pty_ask(fd, type, seq, NULL, 0, 2000, resp, raw, b);
 }
 
 int main(int argc, char **argv)
@@ -95,14 +55,14 @@ int main(int argc, char **argv)
     CHECK(fp != NULL && fgets(line, sizeof line, fp) != NULL && strncmp(line, "PTY /dev/", 9) == 0,
           "prints PTY <path>");
     CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "--link makes a symlink");
-    fd = open_port(link);
+    fd = tr_pty_open(link);
     CHECK(fd >= 0, "port opens");
     CHECK(ask(fd, TR_MSG_HELLO, 1, &r, raw, &b) && r.type == TR_MSG_HELLO, "HELLO over the PTY");
     CHECK(tr_body_u32(&b, 8, &v) == TR_OK && v == 3, "--window");
     CHECK(tr_body_u32(&b, 9, &boot1) == TR_OK, "boot_id");
     close(fd);
     /* The host closes and reopens the port: the twin keeps serving. */
-    fd = open_port(link);
+    fd = tr_pty_open(link);
     CHECK(ask(fd, TR_MSG_HELLO, 1, &r, raw, &b) && tr_body_u32(&b, 9, &v) == TR_OK && v == boot1,
           "serves again after a reopen, same boot");
     CHECK(ask(fd, TR_MSG_RESET, 2, &r, raw, &b) && r.type == TR_MSG_RESET, "RESET answered");
