@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the fuzz seed corpus (fuzz/seeds/*.bin) for fuzz_device.c:
-one well-formed request per message type, as wire bytes (mode 0) and as raw
-items (mode 1/3, model preloaded). Run: python3 fuzz/make_seeds.py"""
-import os, struct, zlib
+"""Writes the fuzz seed corpus for fuzz_device.c into the directory given
+(mk/fuzz.mk passes build/fuzz/corpus): one well-formed request per message
+type, as wire bytes (mode 0) and as raw items (mode 1/3, model preloaded).
+Run: python3 fuzz/make_seeds.py OUT_DIR"""
+import os, struct, sys, zlib
 
 def cbor_head(major, v):
     if v < 24: return bytes([major << 5 | v])
@@ -42,7 +43,7 @@ msgs = [
     (0x31, {1: 1, 2: 0, 3: 2, 4: 20000, 5: 100000, 6: 1000000, 7: 3, 8: 1, 9: 3}),
     (0x32, {1: 0, 2: 2}), (0x33, {1: sample}), (0x03, {}),
 ]
-here = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
+here = sys.argv[1]
 os.makedirs(here, exist_ok=True)
 for i, (t, body) in enumerate(msgs):
     b = enc(body)

@@ -1,7 +1,7 @@
 # libFuzzer harness over the frame decoder, CBOR reader and dispatcher.
 #   make -C firmware fuzz-smoke             (~30 s, part of make test)
 #   make -C firmware fuzz FUZZ_SECONDS=600  (longer run)
-# Seeds: fuzz/seeds/ (python3 fuzz/make_seeds.py) plus every wire frame in
+# Seeds: written by fuzz/make_seeds.py into build/fuzz/corpus, plus every wire frame in
 # protocol/vectors/*.vec. Crashes land in build/fuzz/ as crash-*.
 
 FUZZ_CC ?= clang
@@ -20,7 +20,7 @@ $(FUZZ_BIN): fuzz/fuzz_device.c tests/proto/device_fixture.h $(FUZZ_SRCS) $(wild
 .PHONY: fuzz fuzz-smoke fuzz-corpus
 fuzz-corpus:
 	@mkdir -p $(FUZZ_CORPUS)
-	@cp fuzz/seeds/*.bin $(FUZZ_CORPUS)/
+	@python3 fuzz/make_seeds.py $(FUZZ_CORPUS)
 	@for v in $(wildcard ../protocol/vectors/*.vec); do \
 		i=0; sed -n 's/^wire:[[:space:]]*//p' $$v | while read -r hex; do \
 			i=$$((i+1)); { printf '\000'; printf '%s' "$$hex" | xxd -r -p; } \
