@@ -25,7 +25,6 @@
 
 #include "../tests/proto/device_fixture.h"
 static uint64_t clock_ns;
-static size_t sent;
 
 static uint8_t model_blob[BLOB_MAX];
 static size_t model_len;
@@ -34,7 +33,7 @@ static tr_status sink(void *ctx, const uint8_t *b, size_t n)
 {
     (void)ctx;
     (void)b;
-    sent += n;
+    (void)n; /* the fuzzer only needs the device to answer, not what it said */
     return TR_OK;
 }
 

@@ -3,6 +3,7 @@
 #ifndef TR_DEVICE_FIXTURE_H
 #define TR_DEVICE_FIXTURE_H
 
+#include <string.h>
 #include "proto/tr_device.h"
 
 static uint8_t rx_buf[MAX_FRAME], body_buf[MAX_FRAME], wire_buf[TR_FRAME_WIRE_MAX(MAX_FRAME)];
@@ -23,6 +24,22 @@ static void fixture_setup(tr_device_config *cfg, tr_device_mem *mem)
 
     *cfg = c;
     *mem = m;
+}
+
+/* Everything the device sent, as wire bytes (tests reset sent_len). */
+static uint8_t sent[64 * 1024];
+static size_t sent_len;
+
+/* A port tx that captures into sent[]; NOMEM when it is full. */
+static inline tr_status cap_tx(void *ctx, const uint8_t *b, size_t n)
+{
+    (void)ctx;
+    if (n > sizeof sent - sent_len) {
+        return TR_ERR_NOMEM;
+    }
+    memcpy(sent + sent_len, b, n);
+    sent_len += n;
+    return TR_OK;
 }
 
 #endif

@@ -22,22 +22,10 @@
 
 #include "device_fixture.h"
 
-/* What the device sent: wire bytes, decoded into frames on demand. */
-static uint8_t sent[64 * 1024];
-static size_t sent_len;
+/* What the device sent (sent[], sent_len of the fixture) is decoded into
+ * frames on demand. */
 static uint64_t fake_clock;
 static int resets;
-
-static tr_status cap_tx(void *ctx, const uint8_t *b, size_t n)
-{
-    (void)ctx;
-    if (n > sizeof sent - sent_len) {
-        return TR_ERR_NOMEM;
-    }
-    memcpy(sent + sent_len, b, n);
-    sent_len += n;
-    return TR_OK;
-}
 
 static uint64_t counter(void)
 {

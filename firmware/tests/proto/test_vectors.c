@@ -258,21 +258,6 @@ static void check_cobs(const char *what, const char *hex, const char *want)
           what);
 }
 
-/* What the device sent since the last call: the first frame, parsed. */
-static uint8_t g_sent[4096];
-static size_t g_sent_len;
-
-static tr_status cap_tx(void *ctx, const uint8_t *b, size_t n)
-{
-    (void)ctx;
-    if (n > sizeof g_sent - g_sent_len) {
-        return TR_ERR_NOMEM;
-    }
-    memcpy(g_sent + g_sent_len, b, n);
-    g_sent_len += n;
-    return TR_OK;
-}
-
 static uint64_t no_counter(void)
 {
     return 0;
@@ -314,10 +299,10 @@ static void check_device(const char *what, const uint8_t *wire, size_t n, const 
     port.info.board = "vector-board";
     port.info.counter = "ns";
     CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, what);
-    g_sent_len = 0;   /* the boot event */
+    sent_len = 0;   /* the boot event */
     tr_device_feed(&dev, wire, n);
     tr_frame_rx_init(&rx, raw, sizeof raw);
-    tr_frame_feed(&rx, g_sent, g_sent_len, &used, &ev);
+    tr_frame_feed(&rx, sent, sent_len, &used, &ev);
     CHECK(ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, &f) == TR_OK, what);
     if (ev != TR_FRAME_OK || tr_frame_parse(rx.buf, rx.len, &f) != TR_OK) {
         return;
