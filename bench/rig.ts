@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
-import { BoardSession, cborDecode, DeviceError } from '../protocol/src/index.js';
+import { BoardSession, DeviceError } from '../protocol/src/index.js';
 import { readIdxGz } from '../server/src/datasets/idx.js';
 import { RigProcess } from '../test/rig/rig-process.js';
 
@@ -70,42 +70,10 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)];
 };
 
-/** Forward multiply-accumulates of a model blob (FORMAT.md layer list). */
-function forwardMacs(blob: Uint8Array): number {
-  const m = cborDecode(blob) as Map<number, unknown>;
-  let [h, w, c] = (m.get(2) as unknown[]).map(Number);
-  let macs = 0;
-  for (const layer of m.get(4) as unknown[][]) {
-    const f = layer.map(Number);
-    const out = (k: number, stride: number, pad: number, n: number) => Math.floor((n + 2 * pad - k) / stride) + 1;
-    switch (f[0]) {
-      case 1: { // conv2d [1, units, kh, kw, stride, pad]
-        const [, units, kh, kw, stride, pad] = f;
-        const oh = out(kh, stride, pad, h), ow = out(kw, stride, pad, w);
-        macs += oh * ow * units * kh * kw * c;
-        [h, w, c] = [oh, ow, units];
-        break;
-      }
-      case 2: { // dwconv2d [2, kh, kw, stride, pad]
-        const [, kh, kw, stride, pad] = f;
-        const oh = out(kh, stride, pad, h), ow = out(kw, stride, pad, w);
-        macs += oh * ow * c * kh * kw;
-        [h, w] = [oh, ow];
-        break;
-      }
-      case 3: // dense [3, units]
-        macs += h * w * c * f[1];
-        [h, w, c] = [1, 1, f[1]];
-        break;
-      case 5: case 6: // pools [k, stride]
-        [h, w] = [out(f[1], f[2], 0, h), out(f[1], f[2], 0, w)];
-        break;
-      case 7: [h, w] = [1, 1]; break;
-      case 8: [h, w, c] = [1, 1, h * w * c]; break;
-      default: break;
-    }
-  }
-  return macs;
+/** Forward multiply-accumulates of a zoo model, as the engine plans it. */
+function forwardMacs(name: string): number {
+  const out = execFileSync(TRAIN_TOOL, ['memory', '--model', name, '--json'], { encoding: 'utf8' });
+  return (JSON.parse(out) as { forward_macs: number }).forward_macs;
 }
 
 function buildModel(name: string, dir: string): Uint8Array {
@@ -152,7 +120,7 @@ interface Data {
   testLabels: Uint8Array;
 }
 
-async function probeModel(s: BoardSession, blob: Uint8Array, data: Data): Promise<Record<string, number | string | null>> {
+async function probeModel(s: BoardSession, name: string, blob: Uint8Array, data: Data): Promise<Record<string, number | string | null>> {
   try {
     await s.loadModel(blob);
   } catch (e) {
@@ -168,7 +136,7 @@ async function probeModel(s: BoardSession, blob: Uint8Array, data: Data): Promis
   const infer: number[] = [];
   for (let i = 0; i < 4; i++) infer.push((await s.infer(data.testImages.subarray(i * SAMPLE, (i + 1) * SAMPLE))).counter);
   const st = await s.stats();
-  const macs = forwardMacs(blob);
+  const macs = forwardMacs(name);
   const inferInstr = median(infer);
   return {
     train_step_instructions: median(dense.records.map((r) => r.counter)),
@@ -208,7 +176,7 @@ async function main(): Promise<void> {
       const b = await open(path.join(dir, 'rig', `${cls.class}-0`));
       const h = b.session.hello;
       const models: BoardRow['models'] = {};
-      for (const m of MODELS) models[m] = await probeModel(b.session, blobs[m], data);
+      for (const m of MODELS) models[m] = await probeModel(b.session, m, blobs[m], data);
       const trained = await trainAndTest(b.session, blobs.cnn, data);
       const st = await b.session.stats();
       const cnn = models.cnn;

@@ -58,6 +58,7 @@ static void fill_info(const tr_model_desc *m, tr_model_info *info)
     info->weights_bytes = m->weights_bytes;
     info->infer_bytes = m->infer_bytes;
     info->train_bytes = m->train_bytes;
+    info->forward_macs = tr_model_forward_macs(m);
 }
 
 tr_status tr_engine_check_desc(tr_model_desc *m, const uint8_t *weights, size_t wlen,

@@ -17,6 +17,7 @@ typedef struct {
     uint32_t weights_bytes;  /* size of the weights blob (tr_engine_weights) */
     uint32_t infer_bytes;    /* arena bytes needed for inference */
     uint32_t train_bytes;    /* arena bytes needed for training (>= infer_bytes) */
+    uint64_t forward_macs;   /* multiply-accumulates of one forward pass */
 } tr_model_info;
 
 /* Train options (bit flags of tr_train_params.options). */

@@ -101,6 +101,9 @@ tr_status tr_model_check_weights(const tr_model_desc *m, const uint8_t *blob, si
 /* Number of parametric layers. */
 uint32_t tr_model_param_layers(const tr_model_desc *m);
 
+/* Multiply-accumulates of one forward pass (conv2d, dwconv2d, dense). */
+uint64_t tr_model_forward_macs(const tr_model_desc *m);
+
 /* 1 for conv2d, dwconv2d, dense. */
 int tr_layer_has_params(const tr_layer *L);
 

@@ -14,6 +14,19 @@ int tr_layer_has_params(const tr_layer *L)
            L->kind == TR_LAYER_DENSE;
 }
 
+uint64_t tr_model_forward_macs(const tr_model_desc *m)
+{
+    uint64_t macs = 0;
+    for (uint32_t i = 0; i < m->n_layers; i++) {
+        const tr_layer *L = &m->layers[i];
+        uint64_t per_channel = (L->kind == TR_LAYER_DWCONV2D) ? (uint64_t)L->kh * L->kw : L->fan_in;
+        if (tr_layer_has_params(L)) {
+            macs += (uint64_t)L->out.h * L->out.w * L->channels * per_channel;
+        }
+    }
+    return macs;
+}
+
 uint32_t tr_model_param_layers(const tr_model_desc *m)
 {
     uint32_t n = 0;

@@ -661,10 +661,10 @@ static int cmd_memory(const opts *o)
     if (o->json) {
         printf("{\"model\":\"%s\",\"input\":[%u,%u,%u],\"classes\":%u,\"weights_bytes\":%u,"
                "\"infer_planned_bytes\":%u,\"train_planned_bytes\":%u,\"infer_peak_bytes\":%zu,"
-               "\"train_peak_bytes\":%zu}\n",
+               "\"train_peak_bytes\":%zu,\"forward_macs\":%llu}\n",
                o->model, (unsigned)in.h, (unsigned)in.w, (unsigned)in.c, (unsigned)classes,
                (unsigned)info.weights_bytes, (unsigned)info.infer_bytes, (unsigned)info.train_bytes,
-               infer_peak, train_peak);
+               infer_peak, train_peak, (unsigned long long)info.forward_macs);
     } else {
         printf("%s: weights %u B, inference %zu B (planned %u), training %zu B (planned %u)\n",
                o->model, (unsigned)info.weights_bytes, infer_peak, (unsigned)info.infer_bytes,

@@ -101,6 +101,16 @@ static void test_valid_and_info(void)
         CHECK(info.weights_bytes == desc.weights_bytes, "%s weights bytes", names[k]);
         CHECK(info.infer_bytes > 0 && info.infer_bytes <= info.train_bytes, "%s plan", names[k]);
     }
+    /* forward MACs of the reference CNN, by hand: conv1 28*28*8*9, conv2
+     * 14*14*16*(9*8), dense1 (7*7*16)*32, dense2 32*10 */
+    {
+        tr_shape in = { 28, 28, 1 };
+        tr_model_info info;
+        size_t len = make_blob("cnn", in, 10, 1, blob, sizeof blob);
+        CHECK(len > 0 && tr_engine_validate(blob, len, ARENA_MAX, &info) == TR_OK, "cnn valid");
+        CHECK(info.forward_macs == 56448u + 225792u + 25088u + 320u, "cnn forward MACs %llu",
+              (unsigned long long)info.forward_macs);
+    }
     /* any input shape and class count */
     {
         tr_shape in = { 12, 20, 3 };

@@ -85,21 +85,6 @@ static uint64_t per_mac_dot2(dot2_fn f, uint32_t n)
     return t1 - t0; /* over KERNEL_REPS * 2 * n MACs */
 }
 
-static uint64_t forward_macs(const tr_model_desc *m)
-{
-    uint64_t macs = 0;
-    for (uint32_t i = 0; i < m->n_layers; i++) {
-        const tr_layer *L = &m->layers[i];
-        uint64_t px = (uint64_t)L->out.h * L->out.w;
-        if (L->kind == TR_LAYER_CONV2D || L->kind == TR_LAYER_DENSE) {
-            macs += px * L->channels * L->fan_in;
-        } else if (L->kind == TR_LAYER_DWCONV2D) {
-            macs += px * L->channels * L->kh * L->kw;
-        }
-    }
-    return macs;
-}
-
 static void print_kernel(const char *name, const char *kernel, uint32_t n, uint64_t macs,
                          uint64_t ref, uint64_t dsp, int last)
 {
@@ -176,7 +161,7 @@ int main(void)
         printf("bench_kernels: run failed %d %d\n", st, st2);
         return 1;
     }
-    uint64_t macs = forward_macs(&desc);
+    uint64_t macs = tr_model_forward_macs(&desc);
 
     printf("KERNELS_JSON {\"kernels_linked\":\"%s\",\"model\":\"cnn\",\"forward_macs\":%u,"
            "\"infer_instructions\":%u,\"infer_instructions_per_mac\":%s,"
