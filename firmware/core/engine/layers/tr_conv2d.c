@@ -43,10 +43,14 @@ static void gather_patch(const tr_layer *L, const uint8_t *in, uint32_t oy, uint
             memset(p, zp, row);
             continue;
         }
-        memset(p, zp, k0 * cin);
+        if (k0 > 0u) { /* padding only at the edges: no library call in between */
+            memset(p, zp, k0 * cin);
+        }
         memcpy(p + k0 * cin, in + ((uint32_t)iy * L->in.w + ox * L->stride + k0 - L->pad) * cin,
                (k1 - k0) * cin);
-        memset(p + k1 * cin, zp, (L->kw - k1) * cin);
+        if (k1 < L->kw) {
+            memset(p + k1 * cin, zp, (L->kw - k1) * cin);
+        }
     }
 }
 
