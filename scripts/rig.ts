@@ -11,11 +11,14 @@
 // it reports EVENT WATCHDOG and ends QEMU, which restarts it here.
 //
 //   scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir var/rig] [--skip-missing]
-//                     [--hang-timeout-ms MS]
+//                     [--hang-timeout-ms MS] [--watchdog-ms MS]
 //     --skip-missing: boards whose firmware or emulator is absent are left out
 //     (said so on stderr) instead of failing the whole rig.
 //     --hang-timeout-ms: how long a board may not answer before it counts as
 //     hung (default 30000).
+//     --watchdog-ms: the QEMU boards' watchdog period, written where the
+//     firmware reads it (qemu_board.c WATCHDOG_MS_ADDR); 0 or absent: the
+//     firmware's own (30000). For tests that idle a board past its period.
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -58,11 +61,14 @@ interface Spec {
   /** QEMU: a fresh random boot id for every start, where the firmware reads it
    * (firmware/ports/qemu/qemu_board.c BOOT_ID_ADDR). */
   bootId?: boolean;
+  /** QEMU: a watchdog period (ms) written where the firmware reads it (WATCHDOG_MS_ADDR). */
+  watchdogMs?: number;
   /** QEMU: the control socket the supervisor probes for liveness. */
   qmp?: string;
 }
 
 const QEMU_BOOT_ID_ADDR = '0x003FFF00';
+const QEMU_WATCHDOG_MS_ADDR = '0x003FFF04';
 
 const log = (msg: string, fields: Record<string, unknown> = {}): void => {
   const extra = Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('');
@@ -71,7 +77,7 @@ const log = (msg: string, fields: Record<string, unknown> = {}): void => {
 
 function usage(code: number): never {
   process.stderr.write(
-    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing] [--hang-timeout-ms MS]\n' +
+    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing] [--hang-timeout-ms MS] [--watchdog-ms MS]\n' +
       '       scripts/rig stop [--dir DIR]\n' +
       '       scripts/rig status [--dir DIR]\n',
   );
@@ -84,6 +90,8 @@ interface Args {
   counts: Record<string, number>;
   skipMissing: boolean;
   hangMs: number;
+  /** QEMU watchdog period in ms; 0: the firmware's default. */
+  watchdogMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -93,6 +101,7 @@ function parseArgs(argv: string[]): Args {
   let dir = path.join(root, 'var', 'rig');
   let skipMissing = false;
   let hangMs = 30_000;
+  let watchdogMs = 0;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     if (flag === '--skip-missing') {
@@ -105,13 +114,16 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--hang-timeout-ms') {
       hangMs = Number(value);
       if (!Number.isInteger(hangMs) || hangMs < 1_000) throw new Error(`--hang-timeout-ms wants at least 1000, got '${value}'`);
+    } else if (flag === '--watchdog-ms') {
+      watchdogMs = Number(value);
+      if (!Number.isInteger(watchdogMs) || watchdogMs < 0 || watchdogMs > 171_000) throw new Error(`--watchdog-ms wants 0…171000, got '${value}'`);
     }    else if (flag.startsWith('--') && flag.slice(2) in counts) {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`${flag} wants a board count 0…64, got '${value}'`);
       counts[flag.slice(2)] = n;
     } else usage(2);
   }
-  return { cmd, dir, counts, skipMissing, hangMs };
+  return { cmd, dir, counts, skipMissing, hangMs, watchdogMs };
 }
 
 function onPath(cmd: string): boolean {
@@ -129,7 +141,7 @@ export function qemuElf(cls: string): string {
   return path.join(firmware, 'build', 'qemu', cls, 'tinyrig-board.elf');
 }
 
-function specs(dir: string, counts: Record<string, number>, skipMissing: boolean): Spec[] {
+function specs(dir: string, counts: Record<string, number>, skipMissing: boolean, watchdogMs = 0): Spec[] {
   const table = JSON.parse(fs.readFileSync(path.join(firmware, 'boards.json'), 'utf8')) as { classes: BoardClass[] };
   const out: Spec[] = [];
   for (const c of table.classes) {
@@ -164,6 +176,7 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
         // -semihosting: a faulting board reports, then ends QEMU (and is restarted).
         args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-semihosting', '-kernel', elf],
         bootId: true,
+        watchdogMs,
         // a Unix socket path has at most 107 bytes: deeper rig directories go without
         qmp: path.join(dir, `.${id}.qmp`).length <= 100 ? path.join(dir, `.${id}.qmp`) : undefined,
         pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
@@ -219,6 +232,7 @@ class Supervised {
     this.output = '';
     const args = [...spec.args];
     if (spec.bootId) args.push('-device', `loader,addr=${QEMU_BOOT_ID_ADDR},data=${randomInt(1, 2 ** 31)},data-len=4`);
+    if (spec.watchdogMs) args.push('-device', `loader,addr=${QEMU_WATCHDOG_MS_ADDR},data=${spec.watchdogMs},data-len=4`);
     if (spec.qmp) {
       fs.rmSync(spec.qmp, { force: true });
       args.push('-qmp', `unix:${spec.qmp},server=on,wait=off`);
@@ -377,7 +391,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function start({ dir, counts, skipMissing, hangMs }: Args): Promise<void> {
+async function start({ dir, counts, skipMissing, hangMs, watchdogMs }: Args): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const pidFile = path.join(dir, 'rig.pid');
   if (fs.existsSync(pidFile)) {
@@ -386,7 +400,7 @@ async function start({ dir, counts, skipMissing, hangMs }: Args): Promise<void> 
   }
   const devicesFile = path.join(dir, 'devices.json');
   fs.rmSync(devicesFile, { force: true });
-  const list = specs(dir, counts, skipMissing);
+  const list = specs(dir, counts, skipMissing, watchdogMs);
   if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count');
   writeAtomic(pidFile, String(process.pid));
 

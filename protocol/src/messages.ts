@@ -47,6 +47,7 @@ export const SCHEMAS: Record<number, MessageSchema> = {
       f(15, 'stackBytes', 'u'),
       f(16, 'maxTrain', 'u'),
       f(17, 'engine', 'bool'),
+      f(18, 'watchdogMs', 'u', true),
     ],
   },
   [MsgType.PING]: { request: [f(1, 'data', 'b', true)], response: [f(1, 'data', 'b')] },

@@ -97,6 +97,7 @@ function messages(): Block[] {
       stackBytes: 8192,
       maxTrain: 64,
       engine: true,
+      watchdogMs: 0,
     }),
     resp('hello response (M0+ board, no engine)', T.HELLO, 2, {
       proto: 1,

@@ -16,6 +16,7 @@ typedef struct {
     uint32_t ram_bytes;      /* SRAM of the (real) board */
     uint32_t static_ram;     /* static RAM of the image (linker map), 0 if unknown */
     uint32_t stack_bytes;    /* stack reserved */
+    uint32_t watchdog_ms;    /* the watchdog's period: a request busy longer resets the board; 0 = none */
 } tr_board_info;
 
 /* Sends wire bytes (one or more whole frames). Blocking until queued. */

@@ -14,7 +14,7 @@ tr_status tr_handle_hello(tr_device *d, const tr_body *req, tr_reply *rep)
 
     (void)req;
 
-    tr_cbor_write_map(w, 17);
+    tr_cbor_write_map(w, 18);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, 2);
@@ -49,7 +49,8 @@ tr_status tr_handle_hello(tr_device *d, const tr_body *req, tr_reply *rep)
     tr_cbor_write_uint(w, d->cfg.max_train);
     tr_cbor_write_uint(w, 17);
     tr_cbor_write_bool(w, ENGINE_LINKED);
-    return TR_OK;
+    tr_cbor_write_uint(w, 18);
+    return tr_cbor_write_uint(w, b->watchdog_ms);
 }
 
 tr_status tr_handle_ping(tr_device *d, const tr_body *req, tr_reply *rep)

@@ -28,8 +28,10 @@
 #define BOOT_ID_ADDR 0x003FFF00u
 /* A main loop stuck this long (virtual time) is a hung board. The longest
  * legitimate turn, a TRAIN of MAX_TRAIN steps of the largest model that fits,
- * is a few seconds of virtual time. */
+ * is a few seconds of virtual time. The rig may write another period (ms)
+ * at WATCHDOG_MS_ADDR (its --watchdog-ms, for tests); 0 keeps this one. */
 #define WATCHDOG_MS 30000u
+#define WATCHDOG_MS_ADDR 0x003FFF04u
 
 static uint8_t g_rx[MAX_FRAME];
 static uint8_t g_body[MAX_FRAME];
@@ -44,6 +46,7 @@ static tr_device g_dev;
 static int g_dev_ready;
 static volatile int g_reset_pending;
 static uint32_t g_boot_id;
+static uint32_t g_watchdog_ms;
 
 static tr_status board_tx(void *ctx, const uint8_t *bytes, size_t len)
 {
@@ -76,6 +79,7 @@ tr_status tr_board_info_get(tr_board_info *info)
     info->ram_bytes = TR_QEMU_RAM_BYTES;
     info->static_ram = tr_qemu_static_ram();
     info->stack_bytes = tr_qemu_stack_bytes();
+    info->watchdog_ms = g_watchdog_ms;
     return TR_OK;
 }
 
@@ -168,11 +172,19 @@ static tr_status start_device(void)
     return tr_device_init(&g_dev, &cfg, &mem, &port);
 }
 
+static uint32_t watchdog_period_ms(void)
+{
+    uint32_t ms = *(volatile const uint32_t *)WATCHDOG_MS_ADDR;
+    return (ms == 0u || ms > TR_QEMU_WATCHDOG_MS_MAX) ? WATCHDOG_MS : ms;
+}
+
 int main(void)
 {
     static uint8_t buf[256];
     tr_qemu_counter_init();
     tr_qemu_uart_init();
+    g_watchdog_ms = watchdog_period_ms();
+    tr_qemu_watchdog_start(g_watchdog_ms);
     if (start_device() != TR_OK) {
         tr_qemu_write0("tinyrig-board: bad device configuration\n");
         return 2;
@@ -181,9 +193,8 @@ int main(void)
     for (;;) {
         size_t n = tr_qemu_uart_read(buf, sizeof buf);
         if (n == 0u) {
-            tr_qemu_watchdog_stop(); /* asleep is not hung */
-            tr_qemu_uart_wait();
-            tr_qemu_watchdog_start(WATCHDOG_MS);
+            /* the watchdog keeps running: an expiry while asleep is cleared by the NMI handler */
+            tr_qemu_idle_wait(tr_qemu_uart_pending);
             continue;
         }
         tr_qemu_watchdog_feed();

@@ -25,8 +25,8 @@ void tr_qemu_uart_init(void);
 void tr_qemu_uart_write(const uint8_t *bytes, size_t len);
 /* Moves up to cap received bytes out of the ring; 0 when it is empty. */
 size_t tr_qemu_uart_read(uint8_t *out, size_t cap);
-/* Sleeps (WFI) until a byte has arrived; returns at once if one is waiting. */
-void tr_qemu_uart_wait(void);
+/* True when received bytes wait in the ring (tr_qemu_idle_wait's condition). */
+int tr_qemu_uart_pending(void);
 /* Bytes lost because the ring was full (never expected: the ring is larger than a window). */
 uint32_t tr_qemu_uart_overruns(void);
 
@@ -37,12 +37,20 @@ uint32_t tr_qemu_uart_overruns(void);
 void tr_qemu_counter_init(void);
 uint64_t tr_qemu_instructions(void);
 
-/* The watchdog (NMI on expiry): started when work begins, fed by the main
- * loop, stopped while it sleeps. At most 171 s (32-bit count at 25 MHz). */
+/* The watchdog (NMI on expiry): started once, fed by the main loop, never
+ * stopped (qemu_watchdog.c says why). At most 171 s (32-bit count at 25 MHz). */
+#define TR_QEMU_WATCHDOG_MS_MAX 171000u
 void tr_qemu_watchdog_start(uint32_t timeout_ms);
 void tr_qemu_watchdog_feed(void);
-void tr_qemu_watchdog_stop(void);
 /* True in the NMI handler when the watchdog raised it. */
 int tr_qemu_watchdog_fired(void);
+/* The main loop's idle: sleeps (WFI) until ready() is true, the watchdog
+ * running; returns with the watchdog just fed. Board and tests share it. */
+void tr_qemu_idle_wait(int (*ready)(void));
+/* Called first by the NMI handler: true when the NMI was a watchdog expiry
+ * while idle, which it has cleared (the handler then just returns). */
+int tr_qemu_watchdog_idle_expiry(void);
+/* Expiries cleared while idle since boot. */
+uint32_t tr_qemu_watchdog_idle_expiries(void);
 
 #endif

@@ -70,7 +70,13 @@ static void fault(const char *what, const uint32_t *frame)
 }
 
 /* The C half of each handler gets the frame from its entry below. */
-void tr_qemu_nmi_c(const uint32_t *frame) { fault("nmi", frame); }
+void tr_qemu_nmi_c(const uint32_t *frame)
+{
+    if (tr_qemu_watchdog_idle_expiry()) {
+        return; /* asleep in the idle wait is not hung: cleared, back to sleep */
+    }
+    fault("nmi", frame);
+}
 void tr_qemu_hardfault_c(const uint32_t *frame) { fault("hardfault", frame); }
 void tr_qemu_memmanage_c(const uint32_t *frame) { fault("memmanage", frame); }
 void tr_qemu_busfault_c(const uint32_t *frame) { fault("busfault", frame); }

@@ -1,7 +1,8 @@
 /* CMSDK APB UART0 of the MPS2 machines (0x40004000, RX interrupt IRQ 0):
  * every received byte goes into a ring from the interrupt, so a bulk transfer
  * arriving while the engine trains loses nothing; the main loop sleeps in WFI
- * while the ring is empty, so an idle board costs the host no CPU. */
+ * while the ring is empty (tr_qemu_idle_wait), so an idle board costs the host
+ * no CPU. */
 #include "qemu_port.h"
 
 #define UART0_BASE 0x40004000u
@@ -73,16 +74,9 @@ size_t tr_qemu_uart_read(uint8_t *out, size_t cap)
     return n;
 }
 
-void tr_qemu_uart_wait(void)
+int tr_qemu_uart_pending(void)
 {
-    /* With interrupts masked, WFI still wakes on a pending one: no byte can
-     * slip in between the check and the sleep. */
-    __asm__ volatile("cpsid i" ::: "memory");
-    while (g_head == g_tail) {
-        __asm__ volatile("wfi" ::: "memory");
-        __asm__ volatile("cpsie i\n cpsid i" ::: "memory"); /* let the handler run */
-    }
-    __asm__ volatile("cpsie i" ::: "memory");
+    return g_head != g_tail;
 }
 
 uint32_t tr_qemu_uart_overruns(void)

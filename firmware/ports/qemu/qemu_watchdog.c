@@ -1,9 +1,16 @@
 /* CMSDK APB watchdog of the MPS2 machines (0x40008000), clocked at 25 MHz and
  * wired to the NMI: work that does not return to the main loop within the
  * timeout ends in the NMI handler, which reports and stops the board, so its
- * supervisor restarts it. The loop stops the watchdog before it sleeps (a
- * sleeping board is not hung) and starts it again when bytes arrive. Under
- * -icount the timeout is virtual time: 40 instructions a tick. */
+ * supervisor restarts it. Under -icount the timeout is virtual time: 40
+ * instructions a tick, and virtual time runs on while the core sleeps.
+ *
+ * The watchdog is never stopped. QEMU's model keeps counting with INTEN clear:
+ * the interrupt status latches while "stopped" and the NMI fires the moment
+ * INTEN is set again; a second expiry stops the counter until LOAD is written.
+ * So the main loop sleeps in tr_qemu_idle_wait() with the watchdog running,
+ * and an expiry that finds it there is cleared (which reloads the counter)
+ * and the sleep goes on: an idle board never faults, and the first expiry
+ * after it wakes is a real hang, however long it slept. */
 #include "qemu_port.h"
 
 #define WDOG_BASE 0x40008000u
@@ -16,10 +23,14 @@
 #define WDOG_INTEN 0x1u
 #define WDOG_TICKS_PER_MS 25000u
 
+static volatile int g_idle;              /* the main loop sleeps in tr_qemu_idle_wait */
+static volatile uint32_t g_idle_expiries;
+
 void tr_qemu_watchdog_start(uint32_t timeout_ms)
 {
     WDOG_LOCK = WDOG_UNLOCK_KEY;
-    WDOG_LOAD = timeout_ms * WDOG_TICKS_PER_MS;
+    WDOG_INTCLR = 1u;
+    WDOG_LOAD = timeout_ms * WDOG_TICKS_PER_MS; /* a LOAD write also restarts a stopped counter */
     WDOG_CONTROL = WDOG_INTEN;
     WDOG_LOCK = 0u;
 }
@@ -31,15 +42,38 @@ void tr_qemu_watchdog_feed(void)
     WDOG_LOCK = 0u;
 }
 
-void tr_qemu_watchdog_stop(void)
-{
-    WDOG_LOCK = WDOG_UNLOCK_KEY;
-    WDOG_CONTROL = 0u;
-    WDOG_INTCLR = 1u;
-    WDOG_LOCK = 0u;
-}
-
 int tr_qemu_watchdog_fired(void)
 {
     return (WDOG_MIS & 1u) != 0u;
+}
+
+void tr_qemu_idle_wait(int (*ready)(void))
+{
+    /* With interrupts masked, WFI still wakes on a pending one: nothing that
+     * makes ready() true can slip in between the check and the sleep. The
+     * NMI is never masked. */
+    __asm__ volatile("cpsid i" ::: "memory");
+    g_idle = 1;
+    while (!ready()) {
+        __asm__ volatile("wfi" ::: "memory");
+        __asm__ volatile("cpsie i\n cpsid i" ::: "memory"); /* let the handler run */
+    }
+    tr_qemu_watchdog_feed(); /* before leaving idle: the work gets a whole period */
+    g_idle = 0;
+    __asm__ volatile("cpsie i" ::: "memory");
+}
+
+int tr_qemu_watchdog_idle_expiry(void)
+{
+    if (!g_idle || !tr_qemu_watchdog_fired()) {
+        return 0;
+    }
+    tr_qemu_watchdog_feed();
+    g_idle_expiries++;
+    return 1;
+}
+
+uint32_t tr_qemu_watchdog_idle_expiries(void)
+{
+    return g_idle_expiries;
 }
