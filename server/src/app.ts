@@ -1,13 +1,14 @@
 // The daemon as a Fastify plugin: external plugins, then app services, then
 // routes. server.ts runs it as a process; tests build() it in-process.
 import fp from 'fastify-plugin';
-import http from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { loadConfig, type Config } from './config.js';
-import type { LinkOpener } from './devices/link.js';
-import { Errors, RigError, type ErrorBody } from './errors.js';
+import type { LinkOpener } from './devices/board.js';
+import { Errors, RigError, toErrorBody } from './errors.js';
+import { serverOptions, validatorCompiler } from './http/server-options.js';
 import cborBody from './plugins/external/cbor.js';
+import security from './plugins/external/security.js';
 import rateLimit from './plugins/external/rate-limit.js';
 import swagger from './plugins/external/swagger.js';
 import configPlugin from './plugins/app/config.js';
@@ -28,17 +29,6 @@ export interface AppOptions {
   config: Config;
   /** How board links are opened (default: serial ports through the protocol session). */
   opener?: LinkOpener;
-}
-
-function toErrorBody(err: RigError): ErrorBody {
-  const body: ErrorBody = {
-    statusCode: err.statusCode,
-    code: err.code,
-    error: http.STATUS_CODES[err.statusCode] ?? 'Error',
-    message: err.message,
-  };
-  if (err.details !== undefined) body.details = err.details;
-  return body;
 }
 
 /** Maps any error (ours, validation, body parser, rate limit) to a stable code. */
@@ -66,6 +56,7 @@ export function normalizeError(err: unknown): RigError {
 const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(configPlugin, { config: opts.config });
   // external
+  await fastify.register(security);
   await fastify.register(cborBody);
   await fastify.register(swagger);
   await fastify.register(rateLimit);
@@ -78,18 +69,34 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   fastify.setErrorHandler((err, req, reply) => {
     const rig = normalizeError(err);
-    if (rig.statusCode >= 500) req.log.error({ err }, rig.message);
-    else req.log.info({ code: rig.code }, rig.message);
+    req.refusal = rig.code;
+    // only a fault of the daemon's own carries a stack; refusals are logged once, in onResponse
+    if (rig.statusCode === 500) req.log.error({ err, code: rig.code }, rig.message);
     void reply.status(rig.statusCode).send(toErrorBody(rig));
   });
   fastify.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(toErrorBody(Errors.NOT_FOUND(`no route ${req.method} ${req.url}`)));
+    const rig = Errors.NOT_FOUND(`no route ${req.method} ${req.routeOptions.url ?? req.url.split('?')[0].slice(0, 200)}`);
+    req.refusal = rig.code;
+    void reply.status(404).send(toErrorBody(rig));
   });
   fastify.addHook('onResponse', async (req, reply) => {
     fastify.metrics.httpDuration(
       { route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    if (reply.statusCode >= 400) {
+      const line = {
+        method: req.method,
+        url: req.url.length > 200 ? `${req.url.slice(0, 200)}…` : req.url,
+        actor: req.principal?.name ?? null,
+        statusCode: reply.statusCode,
+        code: req.refusal ?? null,
+        remote: req.ip,
+      };
+      // a client's mistake is info; a board that is offline, busy elsewhere or slow is warn
+      if (reply.statusCode < 500) req.log.info(line, 'request refused');
+      else req.log.warn(line, 'request failed');
+    }
   });
 
   // routes
@@ -119,10 +126,10 @@ export async function build(opts: BuildOptions = {}): Promise<FastifyInstance> {
   const config = loadConfig(opts.env ?? process.env, opts.config ?? {});
   const fastify = Fastify({
     logger: opts.logger ?? { level: config.logLevel },
-    bodyLimit: config.bodyLimitBytes,
     logController: new LogController({ disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    ...serverOptions(config),
   }).withTypeProvider<TypeBoxTypeProvider>();
+  fastify.setValidatorCompiler(validatorCompiler());
   await fastify.register(app, { config, opener: opts.opener });
   await fastify.ready();
   return fastify as unknown as FastifyInstance;

@@ -71,7 +71,15 @@ export const Config = Type.Object({
   /** GET routes need a viewer token too (default: only mutating routes need one). */
   readsNeedToken: Type.Boolean(),
   bodyLimitBytes: Type.Integer({ minimum: 1024 }),
+  /** Host header names the daemon answers (DNS rebinding guard); '*' answers any. */
+  allowedHosts: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  /** A client that has not sent its whole header block by then is answered 408 and cut off. */
+  headersTimeoutMs: Type.Integer({ minimum: 1 }),
+  /** A client that has not sent its whole request (headers and body) by then is answered 408 and cut off. */
+  bodyTimeoutMs: Type.Integer({ minimum: 1 }),
   maxSamplesPerRequest: Type.Integer({ minimum: 1 }),
+  /** Most samples a guard evaluates (it runs twice a training job). */
+  maxGuardSamples: Type.Integer({ minimum: 1 }),
   rateLimitMax: Type.Integer({ minimum: 1 }),
   rateLimitWindowMs: Type.Integer({ minimum: 1 }),
   /** Accuracy (0..1) at or above which an evaluated snapshot is marked good. */
@@ -103,6 +111,15 @@ function envBool(v: string | undefined, d: boolean): boolean {
   return v === '1' || v.toLowerCase() === 'true' || v.toLowerCase() === 'yes';
 }
 
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+
+/** Loopback names, the listen address when it is a name or address of its own, and TINYRIG_ALLOWED_HOSTS. */
+function allowedHosts(list: string | undefined, host: string): string[] {
+  const given = (list ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  const listen = host === '0.0.0.0' || host === '::' ? [] : [host.toLowerCase()];
+  return [...new Set([...LOOPBACK_NAMES, ...listen, ...given])];
+}
+
 /** Settings from the environment, overridden field by field by `overrides`; throws with every problem listed. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const varDir = path.resolve(overrides.varDir ?? env.TINYRIG_VAR ?? path.join(process.cwd(), 'var'));
@@ -120,7 +137,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     tokensFile: env.TINYRIG_TOKENS_FILE ? path.resolve(env.TINYRIG_TOKENS_FILE) : undefined,
     readsNeedToken: envBool(env.TINYRIG_READS_NEED_TOKEN, false),
     bodyLimitBytes: envInt(env.TINYRIG_BODY_LIMIT, 16 * 1024 * 1024),
+    allowedHosts: allowedHosts(env.TINYRIG_ALLOWED_HOSTS, env.HOST ?? '127.0.0.1'),
+    headersTimeoutMs: envInt(env.TINYRIG_HEADERS_TIMEOUT_MS, 10_000),
+    bodyTimeoutMs: envInt(env.TINYRIG_BODY_TIMEOUT_MS, 60_000),
     maxSamplesPerRequest: envInt(env.TINYRIG_MAX_SAMPLES, 60000),
+    maxGuardSamples: envInt(env.TINYRIG_MAX_GUARD_SAMPLES, 10000),
     rateLimitMax: envInt(env.TINYRIG_RATE_LIMIT, 600),
     rateLimitWindowMs: envInt(env.TINYRIG_RATE_WINDOW_MS, 60_000),
     goodAccuracy: Number(env.TINYRIG_GOOD_ACCURACY ?? '0.5'),

@@ -1,5 +1,6 @@
 // Every error the API returns, with its stable code and HTTP status, in one place.
 // Clients match on `code`; `message` is for people and may change.
+import http from 'node:http';
 
 export class RigError extends Error {
   readonly code: string;
@@ -32,6 +33,10 @@ export const Errors = {
   BAD_REQUEST: createError('TR_BAD_REQUEST', 'invalid request', 400),
   UNAUTHORIZED: createError('TR_UNAUTHORIZED', 'missing or unknown bearer token', 401),
   FORBIDDEN: createError('TR_FORBIDDEN', 'this token lacks the role this route needs', 403),
+  HOST_NOT_ALLOWED: createError('TR_HOST_NOT_ALLOWED', 'this daemon does not answer requests for that Host', 403),
+  REQUEST_TIMEOUT: createError('TR_REQUEST_TIMEOUT', 'the request did not arrive in time', 408),
+  URI_TOO_LONG: createError('TR_URI_TOO_LONG', 'the request URL or one of its path parameters is too long', 414),
+  HEADERS_TOO_LARGE: createError('TR_HEADERS_TOO_LARGE', 'the request headers are too large', 431),
   DEVICE_NOT_FOUND: createError('TR_DEVICE_NOT_FOUND', 'no such device', 404),
   JOB_NOT_FOUND: createError('TR_JOB_NOT_FOUND', 'no such job', 404),
   SNAPSHOT_NOT_FOUND: createError('TR_SNAPSHOT_NOT_FOUND', 'no such snapshot', 404),
@@ -39,6 +44,7 @@ export const Errors = {
   DATASET_NOT_FOUND: createError('TR_DATASET_NOT_FOUND', 'no such dataset or split', 404),
   NO_GOOD_SNAPSHOT: createError('TR_NO_GOOD_SNAPSHOT', 'no snapshot marked good for this device', 404),
   NOT_FOUND: createError('TR_NOT_FOUND', 'no such route', 404),
+  SAMPLE_INVALID: createError('TR_BAD_SAMPLE', 'a sample does not fit the model on the device', 400),
   DEVICE_BUSY: createError('TR_DEVICE_BUSY', 'the device is running another job', 409),
   NO_MODEL: createError('TR_NO_MODEL', 'the device has no model loaded', 409),
   NO_SAMPLES: createError('TR_NO_SAMPLES', 'the device holds no samples', 409),
@@ -67,4 +73,15 @@ export interface ErrorBody {
   error: string;
   message: string;
   details?: unknown;
+}
+
+export function toErrorBody(err: RigError): ErrorBody {
+  const body: ErrorBody = {
+    statusCode: err.statusCode,
+    code: err.code,
+    error: http.STATUS_CODES[err.statusCode] ?? 'Error',
+    message: err.message,
+  };
+  if (err.details !== undefined) body.details = err.details;
+  return body;
 }

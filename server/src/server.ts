@@ -4,6 +4,8 @@
 import { build } from './app.js';
 
 async function main(): Promise<void> {
+  // whatever the daemon writes (store, blobs, tokens, logs of its own) is its owner's alone
+  process.umask(0o077);
   let app;
   try {
     app = await build();

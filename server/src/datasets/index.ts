@@ -31,8 +31,9 @@ interface DatasetSource {
   files: Record<Split, { images: string; labels: string }>;
 }
 
-const SOURCES: Record<string, (root: string) => DatasetSource> = {
-  'fashion-mnist': (root) => ({
+// a Map: a name from a request ('constructor', '__proto__') never finds an Object member
+const SOURCES = new Map<string, (root: string) => DatasetSource>([
+  ['fashion-mnist', (root) => ({
     description: 'Fashion-MNIST: 28x28 grayscale clothing images, 10 classes (60000 train, 10000 test)',
     classes: 10,
     files: {
@@ -45,8 +46,8 @@ const SOURCES: Record<string, (root: string) => DatasetSource> = {
         labels: path.join(root, 'fashion-mnist', 't10k-labels-idx1-ubyte.gz'),
       },
     },
-  }),
-};
+  })],
+]);
 
 export class Datasets {
   private readonly cache = new Map<string, DatasetSplit>();
@@ -54,12 +55,12 @@ export class Datasets {
   constructor(private readonly root: string) {}
 
   names(): string[] {
-    return Object.keys(SOURCES);
+    return [...SOURCES.keys()];
   }
 
   describe(): { name: string; description: string; classes: number; available: boolean }[] {
     return this.names().map((name) => {
-      const src = SOURCES[name](this.root);
+      const src = SOURCES.get(name)!(this.root);
       return {
         name,
         description: src.description,
@@ -73,10 +74,10 @@ export class Datasets {
     const key = `${name}/${split}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const make = SOURCES[name];
+    const make = SOURCES.get(name);
     if (!make) throw Errors.DATASET_NOT_FOUND(`unknown dataset '${name}' (known: ${this.names().join(', ')})`);
     const src = make(this.root);
-    const files = src.files[split];
+    const files = Object.hasOwn(src.files, split) ? src.files[split] : undefined;
     if (!files) throw Errors.DATASET_NOT_FOUND(`dataset '${name}' has no split '${split}'`);
     if (!fs.existsSync(files.images) || !fs.existsSync(files.labels)) {
       throw Errors.DATASET_NOT_FOUND(`dataset '${name}' is not installed (missing ${files.images})`);

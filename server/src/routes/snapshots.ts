@@ -40,6 +40,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/snapshots/:id/weights',
     {
+      // the learned weights are the lab's work: reading them takes a token even where other reads are open
+      config: { role: 'viewer' },
       schema: {
         tags: ['snapshots'],
         summary: 'The weights blob (the engine parameter memory, byte for byte); ETag is its SHA-256',

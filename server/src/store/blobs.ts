@@ -16,7 +16,8 @@ export class BlobStore {
 
   constructor(dir: string) {
     this.dir = dir;
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
   }
 
   pathOf(sha256: string): string {
@@ -37,7 +38,7 @@ export class BlobStore {
     const final = this.pathOf(sha);
     if (fs.existsSync(final) && this.verify(sha)) return sha;
     const tmp = path.join(this.dir, `.tmp-${sha}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-    const fd = fs.openSync(tmp, 'w', 0o644);
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
       fs.writeSync(fd, data);
       fs.fsyncSync(fd);

@@ -76,4 +76,8 @@ export const migrations: string[] = [
     updated_at    TEXT NOT NULL
   );
   `,
+  // 3: who started each job (the token's name)
+  `
+  ALTER TABLE jobs ADD COLUMN actor TEXT;
+  `,
 ];

@@ -26,6 +26,8 @@ export interface JobRow {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Name of the token that started the job (null: the daemon itself). */
+  actor: string | null;
 }
 
 export interface StepRecord {
@@ -124,8 +126,13 @@ export class Store {
   readonly blobs: BlobStore;
 
   constructor(varDir: string, opts: { durable?: boolean } = {}) {
-    fs.mkdirSync(varDir, { recursive: true });
-    this.db = new Database(path.join(varDir, 'store.db'));
+    // the store holds the lab's weights and job history: owner only, including a var/ made by an older version
+    fs.mkdirSync(varDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(varDir, 0o700);
+    const dbPath = path.join(varDir, 'store.db');
+    fs.closeSync(fs.openSync(dbPath, 'a', 0o600)); // SQLite gives -wal and -shm the mode of this file
+    for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
+    this.db = new Database(dbPath);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.durable === false ? 'NORMAL' : 'FULL'}`);
     this.db.pragma('foreign_keys = ON');
@@ -170,15 +177,20 @@ export class Store {
 
   // ---- jobs
 
-  createJob(kind: string, deviceId: string | null, params: unknown, total = 0): JobRow {
+  createJob(kind: string, deviceId: string | null, params: unknown, total = 0, actor: string | null = null): JobRow {
     const id = newId('job');
     this.db
       .prepare(
-        `INSERT INTO jobs (id, kind, device_id, state, done, total, params, created_at)
-         VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)`,
+        `INSERT INTO jobs (id, kind, device_id, state, done, total, params, created_at, actor)
+         VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
       )
-      .run(id, kind, deviceId, total, JSON.stringify(params ?? {}), now());
+      .run(id, kind, deviceId, total, JSON.stringify(params ?? {}), now(), actor);
     return this.getJob(id)!;
+  }
+
+  /** What a running job has achieved so far: kept if the job is cut off (a failure, a restart, kill -9). */
+  checkpointJob(id: string, partial: unknown): void {
+    this.db.prepare(`UPDATE jobs SET result = ? WHERE id = ?`).run(JSON.stringify(partial ?? null), id);
   }
 
   startJob(id: string): void {

@@ -61,6 +61,8 @@ export default fp(
         const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
         req.principal = m ? (byHash.get(hash(m[1])) ?? null) : null;
         if (!req.principal) throw Errors.UNAUTHORIZED('unknown bearer token');
+        // every line this request logs names who sent it
+        req.log = req.log.child({ actor: req.principal.name });
       }
       let need = req.routeOptions.config?.role;
       if (!need && cfg.readsNeedToken && req.url.startsWith('/v1/')) need = 'viewer';
