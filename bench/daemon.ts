@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { repoRoot } from '../server/src/config.js';
-import { startDaemon, type DaemonProcess } from '../test/server/daemon-process.js';
-import { startTwins, stopTwins, twinBuilt, TWIN_BIN, type Twin } from '../test/server/twins.js';
-import { LinkSim } from './lib/linksim.js';
+import { startDaemon, type DaemonProcess } from '../tools/proc/daemon.js';
+import { LinkSim } from '../tools/proc/linksim.js';
+import { TWIN_BIN, repoRoot } from '../tools/proc/paths.js';
+import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../tools/proc/twin.js';
 
 const BOARDS = Number(process.env.BENCH_BOARDS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
@@ -36,7 +36,7 @@ const RESULT = path.join(repoRoot, 'bench', 'results', 'daemon.json');
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let daemon: DaemonProcess | null = null;
-let twins: Twin[] = [];
+let twins: TwinProcess[] = [];
 let lines: LinkSim[] = [];
 let token = '';
 
@@ -181,10 +181,10 @@ async function main(): Promise<void> {
   const devicesFile = path.join(dir, 'devices.json');
   if (LINK_BAUD > 0) {
     console.error(`each board behind the link simulator at ${LINK_BAUD} baud`);
-    lines = await Promise.all(twins.map((t, i) => LinkSim.start({ device: t.link, link: path.join(dir, `line-${i}`), baud: LINK_BAUD })));
+    lines = await Promise.all(twins.map((t, i) => LinkSim.start({ device: t.path, link: path.join(dir, `line-${i}`), baud: LINK_BAUD })));
   }
   for (const c of [...twins.map((t) => t.child), ...lines.map((l) => l.child)]) if (c?.pid) os.setPriority(c.pid, BOARD_NICE);
-  const portOf = (i: number): string => (LINK_BAUD > 0 ? lines[i]!.path : twins[i]!.link);
+  const portOf = (i: number): string => (LINK_BAUD > 0 ? lines[i]!.path : twins[i]!.path);
   fs.writeFileSync(devicesFile, JSON.stringify({ devices: twins.map((_, i) => ({ id: ids[i], path: portOf(i), board: 'host-twin', emulated: true, tags: ['bench'] })) }));
   daemon = await startDaemon({
     TINYRIG_VAR: varDir,

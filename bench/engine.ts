@@ -20,11 +20,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { TRAIN_BIN as TRAIN, repoRoot as root } from '../tools/proc/paths.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const TRAIN = path.join(root, 'firmware/build/host/tinyrig-train');
 const FMNIST = '/usr/share/datasets/fashion-mnist';
 const BASE = ['--model', 'cnn', '--seed', '1', '--lr', '0.02', '--qas', '--json'];
 

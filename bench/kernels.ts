@@ -9,8 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+import { repoRoot as root } from '../tools/proc/paths.js';
 
 interface SpanFigure {
   span: string;

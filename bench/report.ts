@@ -3,10 +3,9 @@
 // benchmarks themselves to refresh them (npm run bench:<name>).
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot as root } from '../tools/proc/paths.js';
 
 type Json = Record<string, any>;
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const resultsDir = path.join(root, 'bench', 'results');
 
 function load(name: string): Json | null {

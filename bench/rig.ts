@@ -15,10 +15,9 @@ import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { BoardSession, DeviceError } from '../protocol/src/index.js';
 import { readIdxGz } from '../server/src/datasets/idx.js';
-import { RigProcess } from '../test/rig/rig-process.js';
+import { BOARDS_FILE, TRAIN_BIN as TRAIN_TOOL, repoRoot as root } from '../tools/proc/paths.js';
+import { RigProcess } from '../tools/proc/rig.js';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const TRAIN_TOOL = path.join(root, 'firmware', 'build', 'host', 'tinyrig-train');
 const MODELS = ['cnn', 'mlp', 'dscnn'];
 const SAMPLE = 784;
 const CHUNK = 32; // samples per SAMPLES + TRAIN/EVAL round (every board holds at least 40)
@@ -152,7 +151,7 @@ async function probeModel(s: BoardSession, name: string, blob: Uint8Array, data:
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-bench-rig-'));
-  const table = JSON.parse(fs.readFileSync(path.join(root, 'firmware', 'boards.json'), 'utf8')) as {
+  const table = JSON.parse(fs.readFileSync(BOARDS_FILE, 'utf8')) as {
     classes: { class: string; cpu: string; qemu: { machine: string }; boards: { clock_hz: number; ram_bytes: number; active_mw: number; power_source: string }[] }[];
   };
   const ds = '/usr/share/datasets/fashion-mnist';

@@ -13,7 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { readIdxGz } from '../server/src/datasets/idx.js';
-import { LinkSim, TwinProcess, linksimBuilt, repoRoot, twinBuilt } from './lib/linksim.js';
+import { LinkSim, linksimBuilt } from '../tools/proc/linksim.js';
+import { TRAIN_BIN, repoRoot } from '../tools/proc/paths.js';
+import { TwinProcess, twinBuilt } from '../tools/proc/twin.js';
 import { BoardSession } from '../protocol/src/index.js';
 import { closePort, openPort } from '../server/src/devices/serial-link.js';
 import { smpDownload, smpUpload, startSmpRig } from './lib/smp-transfer.js';
@@ -71,7 +73,7 @@ async function timed<T>(sim: LinkSim, fn: () => Promise<T>): Promise<{ value: T;
 
 function buildModelBlob(dir: string, [model, input]: [string, string]): Uint8Array {
   const out = path.join(dir, `${model}-${input}.blob`);
-  execFileSync(path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train'), ['build', '--model', model, '--seed', '1', '--input', input, '--out', out], {
+  execFileSync(TRAIN_BIN, ['build', '--model', model, '--seed', '1', '--input', input, '--out', out], {
     stdio: 'ignore',
   });
   return new Uint8Array(fs.readFileSync(out));

@@ -26,11 +26,8 @@ import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BOARDS_FILE, TWIN_BIN, qemuElf, repoRoot as root } from '../tools/proc/paths.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const firmware = path.join(root, 'firmware');
-const TWIN_BIN = path.join(firmware, 'build', 'host', 'tinyrig-twin');
 const QEMU = 'qemu-system-arm';
 
 interface BoardClass {
@@ -137,12 +134,8 @@ function onPath(cmd: string): boolean {
   });
 }
 
-export function qemuElf(cls: string): string {
-  return path.join(firmware, 'build', 'qemu', cls, 'tinyrig-board.elf');
-}
-
 function specs(dir: string, counts: Record<string, number>, skipMissing: boolean, watchdogMs = 0): Spec[] {
-  const table = JSON.parse(fs.readFileSync(path.join(firmware, 'boards.json'), 'utf8')) as { classes: BoardClass[] };
+  const table = JSON.parse(fs.readFileSync(BOARDS_FILE, 'utf8')) as { classes: BoardClass[] };
   const out: Spec[] = [];
   for (const c of table.classes) {
     const n = counts[c.class] ?? 0;

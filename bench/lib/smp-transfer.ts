@@ -3,7 +3,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
-import { LinkSim, PtyPair, repoRoot } from './linksim.js';
+import { collectOutput, waitForOutput } from '../../tools/proc/child.js';
+import { LinkSim, PtyPair } from '../../tools/proc/linksim.js';
+import { repoRoot } from '../../tools/proc/paths.js';
 import { SMP_DEFAULT_MTU, SMP_GROUP_IMAGE, SMP_GROUP_USER, SmpClient } from './smp.js';
 
 export interface SmpRig {
@@ -21,13 +23,8 @@ export async function startSmpRig(dir: string, baud: number, mtu = SMP_DEFAULT_M
   const responder = spawn(tsx, [path.join(repoRoot, 'bench', 'lib', 'smp-responder.ts'), pair.b, String(mtu)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    responder.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('SMP ready')) resolve();
-    });
-    responder.once('exit', (c) => reject(new Error(`SMP responder exited (${c})`)));
+  await waitForOutput(responder, collectOutput(responder), /SMP ready/, { timeoutMs: 30_000 }).catch((e: Error) => {
+    throw new Error(`SMP responder: ${e.message}`);
   });
   const sim = await LinkSim.start({ device: pair.a, baud });
   const port = await new Promise<SerialPort>((resolve, reject) => {

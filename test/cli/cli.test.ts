@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../server/src/config.js';
-import { freePort, startDaemon, type DaemonProcess } from '../server/daemon-process.js';
+import { freePort, startDaemon, type DaemonProcess } from '../../tools/proc/daemon.js';
+import { repoRoot } from '../../tools/proc/paths.js';
+import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
 import { tempDir, until } from '../server/helpers.js';
-import { startTwins, stopTwins, twinBuilt, type Twin } from '../server/twins.js';
 
 const BIN = path.join(repoRoot, 'bin', 'tinyrig.js');
 
@@ -175,7 +175,7 @@ describe('tinyrig CLI without boards', () => {
 describe.runIf(twinBuilt())('tinyrig CLI over host twins', () => {
   const BOARDS = 3;
   let daemon: DaemonProcess;
-  let twins: Twin[] = [];
+  let twins: TwinProcess[] = [];
   let env: Record<string, string>;
   let snapId = '';
   let snapSha = '';
@@ -188,7 +188,7 @@ describe.runIf(twinBuilt())('tinyrig CLI over host twins', () => {
     const devicesFile = path.join(dir, 'devices.json');
     fs.writeFileSync(
       devicesFile,
-      JSON.stringify({ devices: twins.map((t, i) => ({ id: `twin-${i}`, path: t.link, board: 'host-twin', emulated: true, tags: ['cli', i === 0 ? 'first' : 'rest'] })) }),
+      JSON.stringify({ devices: twins.map((t, i) => ({ id: `twin-${i}`, path: t.path, board: 'host-twin', emulated: true, tags: ['cli', i === 0 ? 'first' : 'rest'] })) }),
     );
     daemon = await startDaemon({ TINYRIG_VAR: path.join(dir, 'var'), TINYRIG_DEVICES: devicesFile, TINYRIG_GOOD_ACCURACY: '0' });
     env = { TINYRIG_URL: daemon.url, TINYRIG_VAR: path.join(dir, 'var') };

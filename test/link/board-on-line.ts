@@ -4,11 +4,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SerialPort } from 'serialport';
-import { LinkSim, TwinProcess, linksimBuilt, repoRoot, twinBuilt, type LinkSimOptions } from '../../bench/lib/linksim.js';
+import { LinkSim, linksimBuilt, type LinkSimOptions } from '../../tools/proc/linksim.js';
+import { TRAIN_BIN } from '../../tools/proc/paths.js';
+import { TwinProcess, twinBuilt } from '../../tools/proc/twin.js';
 import { BoardSession } from '../../protocol/src/index.js';
 import { closePort, openPort } from '../../server/src/devices/serial-link.js';
-
-export const TRAIN_BIN = path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train');
 
 export function requireBinaries(): void {
   if (!twinBuilt() || !linksimBuilt())

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SerialPort } from 'serialport';
-import { LinkSim, PtyPair, linksimBuilt, type LinkSimOptions } from '../../bench/lib/linksim.js';
+import { LinkSim, PtyPair, linksimBuilt, type LinkSimOptions } from '../../tools/proc/linksim.js';
 import { closePort, openPort } from '../../server/src/devices/serial-link.js';
 
 let dir = '';

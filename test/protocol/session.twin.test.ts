@@ -27,9 +27,9 @@ import {
   type Frame,
 } from '../../protocol/src/index.js';
 import { closeSerial, openSerial, writeRaw } from '../helpers/serial.js';
-import { repoRoot, startTwin, type Twin } from '../helpers/twin.js';
+import { TRAIN_BIN } from '../../tools/proc/paths.js';
+import { TwinProcess, type TwinOptions } from '../../tools/proc/twin.js';
 
-const TRAIN_BIN = path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train');
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 let dir = '';
 
@@ -54,14 +54,14 @@ function fill(n: number, seed: number): Uint8Array {
 }
 
 interface Rig {
-  twin: Twin;
+  twin: TwinProcess;
   port: SerialPort;
   session: BoardSession;
 }
 const rigs: Rig[] = [];
 
-async function rig(opts: Parameters<typeof startTwin>[0] = {}, sessionOpts: Parameters<typeof BoardSession.open>[1] = {}): Promise<Rig> {
-  const twin = await startTwin(opts);
+async function rig(opts: TwinOptions = {}, sessionOpts: Parameters<typeof BoardSession.open>[1] = {}): Promise<Rig> {
+  const twin = await TwinProcess.start({ quiet: true, ...opts });
   const port = await openSerial(twin.path);
   port.on('error', () => undefined);
   const session = await BoardSession.open(port, sessionOpts);
@@ -223,7 +223,7 @@ describe('BoardSession over a PTY to the host twin', () => {
   });
 
   it('retransmits a lost request with the same seq, after a NAK on the gap or a time-out', async () => {
-    const twin = await startTwin({ window: 4, maxFrame: 1024 });
+    const twin = await TwinProcess.start({ quiet: true, window: 4, maxFrame: 1024 });
     const port = await openSerial(twin.path);
     const link = new DroppingLink(port);
     let session: BoardSession | null = null;
@@ -258,7 +258,7 @@ describe('BoardSession over a PTY to the host twin', () => {
   });
 
   it('the device NAKs garbage and corrupt frames, answers ERROR to bad ones, and keeps serving', async () => {
-    const twin = await startTwin();
+    const twin = await TwinProcess.start({ quiet: true });
     const port = await openSerial(twin.path);
     try {
       const good = encodeFrame({ ver: 1, type: MsgType.PING, seq: 7, flags: 0, body: encodeRequest(MsgType.PING, { data: Uint8Array.of(1, 2, 3) }) });
@@ -320,7 +320,7 @@ describe('BoardSession over a PTY to the host twin', () => {
     session.on('disconnect', (why: string) => gone.push(why));
     const pending = session.sendSamples(0, 784, new Uint8Array(200), fill(200 * 784, 4)).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 5));
-    twin.child.kill('SIGKILL');
+    twin.child!.kill('SIGKILL');
     const err = await pending;
     // a transfer that finished before the kill is fine too; anything else must be a DisconnectedError
     if (err !== undefined && !(err && typeof err === 'object' && 'count' in err)) expect(err).toBeInstanceOf(DisconnectedError);

@@ -6,13 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../../server/src/config.js';
+import { BOARDS_FILE, repoRoot } from '../../tools/proc/paths.js';
+import { RigProcess, requireBoardFirmware } from '../../tools/proc/rig.js';
 import { tempDir } from '../server/helpers.js';
-import { RigProcess, requireBoardFirmware } from './rig-process.js';
 
 const run = promisify(execFile);
 const rigScript = path.join(repoRoot, 'scripts', 'rig');
-const boardsTable = JSON.parse(fs.readFileSync(path.join(repoRoot, 'firmware', 'boards.json'), 'utf8')) as {
+const boardsTable = JSON.parse(fs.readFileSync(BOARDS_FILE, 'utf8')) as {
   classes: { class: string; qemu: { machine: string }; boards: { zephyr: string }[] }[];
 };
 

@@ -6,9 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { EnergyService } from '../../server/src/energy/index.js';
 import { ReadingBuffer, type PowerMeter } from '../../server/src/energy/meter.js';
 import { estimateStepEnergy, PowerTable } from '../../server/src/energy/power-table.js';
-import { repoRoot } from '../../server/src/config.js';
-
-const boards = path.join(repoRoot, 'firmware', 'boards.json');
+import { BOARDS_FILE as boards } from '../../tools/proc/paths.js';
 
 describe('energy', () => {
   it('estimates µJ from cycles, emulated instructions and host time, and says how', () => {

@@ -7,12 +7,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { sha256Hex } from '../../server/src/store/blobs.js';
 import { auth, buildApp, TEST_TOKEN, tempDir, until } from './helpers.js';
-import { startDaemon, type DaemonProcess } from './daemon-process.js';
-import { startTwins, stopTwins, twinBuilt, Twin } from './twins.js';
+import { startDaemon, type DaemonProcess } from '../../tools/proc/daemon.js';
+import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-let twins: Twin[] = [];
+let twins: TwinProcess[] = [];
 afterAll(async () => {
   await stopTwins(twins);
 });
@@ -28,7 +28,7 @@ describe.runIf(twinBuilt())('board unplugged mid-transfer', () => {
     const dir = tempDir('tinyrig-unplug-');
     const [twin] = await startTwins(dir, 1);
     twins.push(twin);
-    app = await buildApp({ devices: [{ id: 'twin-u', path: twin.link, board: 'host-twin', tags: ['emulated'] }] });
+    app = await buildApp({ devices: [{ id: 'twin-u', path: twin.path, board: 'host-twin', tags: ['emulated'] }] });
     const board = app.devices.get('twin-u');
     await board.waitOnline(10_000);
     const deploy = await app.inject({ method: 'POST', url: '/v1/devices/twin-u/model', headers: auth(), payload: { model: 'cnn', seed: 1 } });
@@ -98,7 +98,7 @@ describe.runIf(twinBuilt())('daemon killed with SIGKILL', () => {
     const devicesFile = path.join(dir, 'devices.json');
     fs.writeFileSync(
       devicesFile,
-      JSON.stringify({ devices: rigTwins.map((t, i) => ({ id: `k${i}`, path: t.link, board: 'host-twin', tags: ['emulated'] })) }),
+      JSON.stringify({ devices: rigTwins.map((t, i) => ({ id: `k${i}`, path: t.path, board: 'host-twin', tags: ['emulated'] })) }),
     );
     const env = { TINYRIG_VAR: varDir, TINYRIG_DEVICES: devicesFile, TINYRIG_TOKEN: TEST_TOKEN, TINYRIG_RECONNECT_MIN_MS: '50' };
 

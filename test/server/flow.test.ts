@@ -6,11 +6,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { apiClient, auth, buildApp, tempDir, until, type Json } from './helpers.js';
-import { startTwins, stopTwins, twinBuilt, TWIN_BIN, type Twin } from './twins.js';
+import { TWIN_BIN } from '../../tools/proc/paths.js';
+import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
 
 const BOARDS = 3;
 let app: FastifyInstance;
-let twins: Twin[] = [];
+let twins: TwinProcess[] = [];
 let dir: string;
 
 const { post, get, job } = apiClient(() => app);
@@ -35,7 +36,7 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
       devices: [
         ...twins.map((t, i) => ({
           id: `twin-${i}`,
-          path: t.link,
+          path: t.path,
           board: 'host-twin',
           emulated: true,
           tags: ['emulated', 'lab'],

@@ -38,15 +38,7 @@ export async function buildApp(config: Partial<Config> = {}, opts: Omit<BuildOpt
 
 export const auth = (token = TEST_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
-/** Polls `cond` every 20 ms until it holds or `ms` pass. */
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
+export { until } from '../../tools/proc/child.js';
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -1,9 +1,11 @@
-// The daemon as a real child process (npx tsx server/src/server.ts), for
-// tests that kill it with SIGKILL and start it again over the same var/.
+// The daemon as a real child process (node --import tsx server/src/server.ts),
+// for tests that kill it with SIGKILL and start it again over the same var/,
+// and for bench:daemon.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { repoRoot } from '../../server/src/config.js';
+import { collectOutput, stopChild } from './child.js';
+import { repoRoot } from './paths.js';
 
 export interface DaemonProcess {
   url: string;
@@ -31,14 +33,11 @@ export async function startDaemon(env: Record<string, string>, timeoutMs = 30_00
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d.toString()));
-  child.stderr!.on('data', (d) => (out += d.toString()));
+  const output = collectOutput(child);
   const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const end = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`daemon exited at start:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`daemon exited at start:\n${output()}`);
     try {
       const r = await fetch(`${url}/v1/health`);
       if (r.ok) break;
@@ -47,23 +46,15 @@ export async function startDaemon(env: Record<string, string>, timeoutMs = 30_00
     }
     if (Date.now() > end) {
       child.kill('SIGKILL');
-      throw new Error(`daemon did not listen within ${timeoutMs} ms:\n${out}`);
+      throw new Error(`daemon did not listen within ${timeoutMs} ms:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
     url,
     child,
-    output: () => out,
-    kill9: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    },
+    output,
+    kill9: () => stopChild(child, { signal: 'SIGKILL' }),
+    stop: () => stopChild(child, { killAfterMs: 10_000 }),
   };
 }

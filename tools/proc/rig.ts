@@ -1,10 +1,10 @@
-// The emulated rig as the tests use it: scripts/rig as a child process in a
-// temporary directory, exactly as ./scripts/start runs it.
+// The emulated rig as the tests and bench:rig use it: scripts/rig as a child
+// process in a directory of the caller's, exactly as ./scripts/start runs it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../../server/src/config.js';
-import { until } from '../server/helpers.js';
+import { collectOutput, pidAlive, stopChild, until } from './child.js';
+import { qemuElf, repoRoot } from './paths.js';
 
 export interface RigDevice {
   id: string;
@@ -18,19 +18,15 @@ export interface RigDevice {
 
 export const QEMU_CLASSES = ['m0plus', 'm4', 'm7'] as const;
 
-export function boardElf(cls: string): string {
-  return path.join(repoRoot, 'firmware', 'build', 'qemu', cls, 'tinyrig-board.elf');
-}
-
 /** Fails with what to do when the QEMU firmware is not built. */
 export function requireBoardFirmware(): void {
-  const missing = QEMU_CLASSES.map(boardElf).filter((f) => !fs.existsSync(f));
+  const missing = QEMU_CLASSES.map(qemuElf).filter((f) => !fs.existsSync(f));
   if (missing.length) throw new Error(`QEMU board firmware not built (make -C firmware): ${missing.join(', ')}`);
 }
 
 export class RigProcess {
   child: ChildProcess | null = null;
-  log = '';
+  private output: () => string = () => '';
 
   constructor(
     readonly dir: string,
@@ -51,8 +47,7 @@ export class RigProcess {
     args.push(...this.extraArgs);
     const child = spawn(process.execPath, args, { cwd: repoRoot, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout!.on('data', (d) => (this.log += d.toString()));
-    child.stderr!.on('data', (d) => (this.log += d.toString()));
+    this.output = collectOutput(child);
     await until(
       () => {
         if (child.exitCode !== null) throw new Error(`the rig exited (${child.exitCode}): ${this.log}`);
@@ -64,6 +59,11 @@ export class RigProcess {
       throw new Error(`${e.message}\n${this.log}`);
     });
     return this.devices();
+  }
+
+  /** What the rig printed so far (its log is on stderr). */
+  get log(): string {
+    return this.output();
   }
 
   devices(): RigDevice[] {
@@ -87,22 +87,9 @@ export class RigProcess {
   }
 
   /** Whether a process is still there (and not a zombie). */
-  static alive(pid: number): boolean {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-    } catch {
-      return false;
-    }
-  }
+  static readonly alive = pidAlive;
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const gone = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
-    await gone;
-    clearTimeout(t);
+    await stopChild(this.child, { killAfterMs: 15_000 });
   }
 }

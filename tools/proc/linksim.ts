@@ -1,14 +1,11 @@
 // Drives tools/linksim (firmware/build/host/tinyrig-linksim): a serial line
 // with a real line rate, latency, corruption, drops and unplugs between a
-// board's tty and a host PTY. Used by the link tests and bench:wire.
+// board's tty and a host PTY. Used by the link tests, bench:wire and bench:daemon.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const LINKSIM_BIN = path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-linksim');
-export const TWIN_BIN = path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-twin');
+import { collectOutput, stopChild, waitForOutput } from './child.js';
+import { LINKSIM_BIN, executable } from './paths.js';
 
 export interface LinkSimOptions {
   device: string;
@@ -34,62 +31,18 @@ export interface LinkSimStats {
   disconnects: number;
 }
 
-function executable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const linksimBuilt = (): boolean => executable(LINKSIM_BIN);
-export const twinBuilt = (): boolean => executable(TWIN_BIN);
-
-/** Resolves once `text` contains a line matching `re`, scanning output as it arrives. */
-function waitFor(proc: ChildProcess, out: () => string, re: RegExp, from: number, timeoutMs: number): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    const check = (): boolean => {
-      const m = out().slice(from).match(re);
-      if (m) {
-        cleanup();
-        resolve(m);
-        return true;
-      }
-      return false;
-    };
-    const onData = (): void => void check();
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`process exited (${code}) before ${re}: ${out()}`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no ${re} within ${timeoutMs} ms: ${out()}`));
-    }, timeoutMs);
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      proc.stdout?.off('data', onData);
-      proc.off('exit', onExit);
-    };
-    proc.stdout?.on('data', onData);
-    proc.once('exit', onExit);
-    check();
-  });
-}
 
 export class LinkSim {
   /** Current host-side PTY path (changes on every replug). */
   ptyPath = '';
-  private out = '';
+  private readonly out: () => string;
 
   private constructor(
     readonly child: ChildProcess,
     readonly opts: LinkSimOptions,
   ) {
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => (this.out += d));
-    child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
+    this.out = collectOutput(child);
   }
 
   /** The path the host should open: the stable link when given, else the PTY. */
@@ -98,7 +51,7 @@ export class LinkSim {
   }
 
   get output(): string {
-    return this.out;
+    return this.out();
   }
 
   static async start(opts: LinkSimOptions, timeoutMs = 5000): Promise<LinkSim> {
@@ -113,7 +66,7 @@ export class LinkSim {
     if (opts.disconnectForMs) args.push('--disconnect-for', String(opts.disconnectForMs));
     const child = spawn(LINKSIM_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const sim = new LinkSim(child, opts);
-    const m = await waitFor(child, () => sim.out, /^PTY (\S+)$/m, 0, timeoutMs);
+    const m = await waitForOutput(child, sim.out, /^PTY (\S+)$/m, { timeoutMs });
     sim.ptyPath = m[1]!;
     return sim;
   }
@@ -124,24 +77,24 @@ export class LinkSim {
 
   /** Byte counters so far (bytes each way, corrupted, dropped, lost on unplugs). */
   async stats(timeoutMs = 2000): Promise<LinkSimStats> {
-    const from = this.out.length;
+    const from = this.out().length;
     this.command('stats');
-    const m = await waitFor(this.child, () => this.out, /^STATS (\{.*\})$/m, from, timeoutMs);
+    const m = await waitForOutput(this.child, this.out, /^STATS (\{.*\})$/m, { from, timeoutMs });
     return JSON.parse(m[1]!) as LinkSimStats;
   }
 
   /** Pulls the cable: the host PTY closes (reads end, writes fail) and the link disappears. */
   async disconnect(timeoutMs = 2000): Promise<void> {
-    const from = this.out.length;
+    const from = this.out().length;
     this.command('disconnect');
-    await waitFor(this.child, () => this.out, /^DISCONNECTED$/m, from, timeoutMs);
+    await waitForOutput(this.child, this.out, /^DISCONNECTED$/m, { from, timeoutMs });
   }
 
   /** Plugs the cable back in: a fresh PTY at the same link path. */
   async reconnect(timeoutMs = 2000): Promise<string> {
-    const from = this.out.length;
+    const from = this.out().length;
     this.command('reconnect');
-    const m = await waitFor(this.child, () => this.out, /^PTY (\S+)$/m, from, timeoutMs);
+    const m = await waitForOutput(this.child, this.out, /^PTY (\S+)$/m, { from, timeoutMs });
     this.ptyPath = m[1]!;
     return this.ptyPath;
   }
@@ -154,11 +107,9 @@ export class LinkSim {
   /** Stops the simulator; resolves with its final counters. */
   async stop(): Promise<LinkSimStats | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return null;
-    const from = this.out.length;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.kill('SIGTERM');
-    await gone;
-    const m = this.out.slice(from).match(/^STATS (\{.*\})$/m);
+    const from = this.out().length;
+    await stopChild(this.child);
+    const m = this.out().slice(from).match(/^STATS (\{.*\})$/m);
     return m ? (JSON.parse(m[1]!) as LinkSimStats) : null;
   }
 }
@@ -187,39 +138,6 @@ export class PtyPair {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.kill('SIGTERM');
-    await gone;
-  }
-}
-
-/** A host twin board on its own PTY (printed as `PTY <path>`). */
-export class TwinProcess {
-  private out = '';
-  ptyPath = '';
-
-  private constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
-  }
-
-  get output(): string {
-    return this.out;
-  }
-
-  static async start(args: string[] = [], timeoutMs = 10_000): Promise<TwinProcess> {
-    const child = spawn(TWIN_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const twin = new TwinProcess(child);
-    const m = await waitFor(child, () => twin.out, /^PTY (\S+)$/m, 0, timeoutMs);
-    twin.ptyPath = m[1]!;
-    return twin;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.kill('SIGTERM');
-    await gone;
+    await stopChild(this.child);
   }
 }
