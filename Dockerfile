@@ -23,6 +23,9 @@ RUN npm ci --no-audit --no-fund --loglevel=error \
 
 COPY tsconfig.json ./
 COPY firmware ./firmware
+# tools/: host tools the firmware build compiles (linksim) and the process
+# plumbing scripts/rig imports (tools/proc)
+COPY tools ./tools
 COPY protocol ./protocol
 COPY server ./server
 COPY scripts ./scripts

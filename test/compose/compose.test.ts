@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { repoRoot as root } from '../../tools/proc/paths.js';
+import { instructions } from './dockerfile.js';
 
 const composeText = fs.readFileSync(path.join(root, 'docker-compose.yml'), 'utf8');
 const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
@@ -33,19 +34,6 @@ const compose = parse(composeText, { merge: true }) as Compose;
 /** Compose variable interpolation with defaults only (`${X:-d}`, `$$` → `$`). */
 function interpolate(s: string): string {
   return s.replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name, dflt) => dflt ?? '').replace(/\$\$/g, '$');
-}
-
-/** Dockerfile instructions, continuation lines joined. */
-function instructions(text: string): { op: string; args: string }[] {
-  const joined = text.replace(/\\\n/g, ' ');
-  return joined
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => {
-      const m = /^(\w+)\s+(.*)$/.exec(l)!;
-      return { op: m[1].toUpperCase(), args: m[2] };
-    });
 }
 
 describe('docker-compose.yml', () => {
@@ -178,7 +166,7 @@ describe('Dockerfile', () => {
     expect(runs.some((r) => /\bmake\b.*-C firmware/.test(r))).toBe(true);
     // the image holds every source the daemon imports at run time
     const copied = ins.filter((i) => i.op === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
-    for (const dir of ['server', 'protocol', 'firmware', 'scripts', 'package.json', 'package-lock.json']) expect(copied).toContain(dir);
+    for (const dir of ['server', 'protocol', 'firmware', 'tools', 'scripts', 'package.json', 'package-lock.json']) expect(copied).toContain(dir);
     const cmd = JSON.parse(ins.find((i) => i.op === 'CMD')!.args) as string[];
     expect(cmd).toEqual(['npx', 'tsx', 'server/src/server.ts']);
     expect(fs.existsSync(path.join(root, cmd[2]))).toBe(true);
