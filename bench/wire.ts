@@ -17,7 +17,7 @@ import { LinkSim, linksimBuilt } from '../tools/proc/linksim.js';
 import { TRAIN_BIN, repoRoot } from '../tools/proc/paths.js';
 import { TwinProcess, twinBuilt } from '../tools/proc/twin.js';
 import { BoardSession } from '../protocol/src/index.js';
-import { closePort, openPort } from '../server/src/devices/serial-link.js';
+import { closePort, openPort } from '../server/src/devices/open-serial.js';
 import { smpDownload, smpUpload, startSmpRig } from './lib/smp-transfer.js';
 import { SMP_DEFAULT_MTU } from './lib/smp.js';
 

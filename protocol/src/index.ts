@@ -6,4 +6,4 @@ export { cobsEncode, cobsDecode, cobsMaxEncoded } from './cobs.js';
 export { encodeFrame, decodeFrame, encodeRaw, decodeRaw, FrameSplitter, type Frame } from './frame.js';
 export * from './cbor.js';
 export * from './messages.js';
-export * from './session.js';
+export * from './session/index.js';

@@ -8,7 +8,7 @@ import { LinkSim, linksimBuilt, type LinkSimOptions } from '../../tools/proc/lin
 import { TRAIN_BIN } from '../../tools/proc/paths.js';
 import { TwinProcess, twinBuilt } from '../../tools/proc/twin.js';
 import { BoardSession } from '../../protocol/src/index.js';
-import { closePort, openPort } from '../../server/src/devices/serial-link.js';
+import { closePort, openPort } from '../../server/src/devices/open-serial.js';
 
 export function requireBinaries(): void {
   if (!twinBuilt() || !linksimBuilt())

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SerialPort } from 'serialport';
 import { LinkSim, PtyPair, linksimBuilt, type LinkSimOptions } from '../../tools/proc/linksim.js';
-import { closePort, openPort } from '../../server/src/devices/serial-link.js';
+import { closePort, openPort } from '../../server/src/devices/open-serial.js';
 
 let dir = '';
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -288,7 +288,7 @@ describe('BoardSession over a PTY to the host twin', () => {
 
   it('reads a large weights blob while samples stream the other way, full duplex over the PTY', async () => {
     // big frames and a wide window: without the session's guards this stalls in
-    // @serialport/bindings-cpp 13 in about one run of three (see armNudge)
+    // @serialport/bindings-cpp 13 in about one run of three (see protocol/src/session/serial-poller.ts)
     const { session } = await rig({ maxFrame: 16_384, window: 32 });
     if (!session.hello.engine) return expect(session.hello.engine).toBe(false);
     const blob = model('mlp', '48x48x1'); // ~150 KB of weights

@@ -7,12 +7,32 @@ import type { Logger } from 'pino';
 import type { DeviceEntry } from '../config.js';
 import { Errors, RigError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { DeviceError, DisconnectedError, TimeoutError } from '../../../protocol/src/index.js';
-import type { BoardLink, DeviceStats, HelloInfo, LinkOpener, ModelInfo } from './link.js';
+import {
+  DeviceError,
+  DisconnectedError,
+  TimeoutError,
+  type BoardLink,
+  type DeviceStats,
+  type HelloInfo,
+  type ModelInfo,
+  type SessionLogger,
+} from '../../../protocol/src/index.js';
 
 export type BoardStatus = 'connecting' | 'online' | 'offline';
 
-export interface BoardModel extends Partial<ModelInfo> {
+export interface OpenLinkOptions {
+  path: string;
+  baudRate: number;
+  requestTimeoutMs: number;
+  /** The board's logger ({deviceId} bound): retransmits, NAKs and a lost link are logged there. */
+  log?: SessionLogger;
+}
+
+/** How a board's link is opened (the daemon's: a serial port through the protocol session, open-serial.ts). */
+export type LinkOpener = (opts: OpenLinkOptions) => Promise<BoardLink>;
+
+/** What the board holds: `sha256` is the model blob's, `weightsSha256` the live weights'. */
+export interface BoardModel extends Partial<Omit<ModelInfo, 'modelSha256'>> {
   sha256: string;
   name: string | null;
   weightsSha256: string;
@@ -130,6 +150,7 @@ export class Board extends EventEmitter {
         path: this.entry.path,
         baudRate: this.entry.baudRate ?? 115200,
         requestTimeoutMs: this.opts.requestTimeoutMs,
+        log: this.log,
       });
       if (this.closed) {
         await link.close();
@@ -146,9 +167,10 @@ export class Board extends EventEmitter {
       await this.learnModel(link, stats);
       this.knownBootId = hello.bootId;
       this.persistState();
-      link.onLost((reason) => this.linkLost(link!, reason));
-      link.onBoot(() => void this.bootSeen(link!));
-      link.onLog((level, text) => this.log[level >= 3 ? 'error' : level === 2 ? 'warn' : level === 1 ? 'info' : 'debug']({ board: true }, text));
+      const l = link;
+      l.on('disconnect', (reason) => void this.linkLost(l, reason));
+      l.on('reset', () => void this.bootSeen(l));
+      l.on('log', ({ level, text }) => this.log[level >= 3 ? 'error' : level === 2 ? 'warn' : level === 1 ? 'info' : 'debug']({ board: true }, text));
       if (this.connectedAt !== null) this.counters.reconnects++;
       this.connectedAt = new Date().toISOString();
       this.attempt = 0;
@@ -156,6 +178,8 @@ export class Board extends EventEmitter {
       this.status = 'online';
       this.log.info({ board: hello.board, build: hello.build, bootId: hello.bootId, engine: hello.engine }, 'board online');
       this.emit('online');
+      // lost between the handshake and here: its 'disconnect' went by unheard
+      if (l.closed) void this.linkLost(l, 'port closed');
     } catch (err) {
       this.link = null;
       if (link) await link.close().catch(() => undefined);
@@ -248,13 +272,13 @@ export class Board extends EventEmitter {
       if (!link || this.status !== 'online') {
         throw Errors.DEVICE_OFFLINE(`device ${this.id} is ${this.status}${this.lastError ? ` (${this.lastError})` : ''}; cannot ${what}`);
       }
-      const before = link.counters();
+      const before = { ...link.counters };
       try {
         return await fn(link);
       } catch (err) {
         throw this.describe(err, what);
       } finally {
-        const after = link.counters();
+        const after = link.counters;
         this.counters.retransmits += after.retransmits - before.retransmits;
         this.counters.timeouts += after.timeouts - before.timeouts;
       }
@@ -283,6 +307,9 @@ export class Board extends EventEmitter {
       if (codeName === 'MODEL_TOO_LARGE') {
         const need = detail ? `: it needs ${detail} bytes of arena, the board has ${this.hello?.arenaBytes ?? '?'}` : '';
         return Errors.MODEL_TOO_LARGE(`device ${this.id} cannot hold the model${need} (${msg})`, { device: codeName, needBytes: detail ?? null });
+      }
+      if (codeName === 'BAD_SAMPLE') {
+        return Errors.SAMPLE_INVALID(`device ${this.id} refused a sample during ${what}: ${msg}`, { device: codeName, detail });
       }
       if (codeName === 'MODEL_INVALID') {
         return Errors.MODEL_INVALID(`device ${this.id} refused the model at validation: ${msg}`, { device: codeName, detail });

@@ -8,8 +8,7 @@ import type { Logger } from 'pino';
 import { DevicesFile, type Config, type DeviceEntry } from '../config.js';
 import { Errors } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { Board } from './board.js';
-import type { LinkOpener } from './link.js';
+import { Board, type LinkOpener } from './board.js';
 
 export function readDevicesFile(file: string): DeviceEntry[] {
   if (!fs.existsSync(file)) return [];

@@ -31,7 +31,7 @@ export async function takeSnapshot(
   const model = requireModel(board);
   const { info, weights } = await board.run('pull weights', async (link) => {
     const info = await link.weightsInfo();
-    const weights = await link.readWeights();
+    const { bytes: weights } = await link.readWeights();
     return { info, weights };
   });
   const sha = sha256Hex(weights);

@@ -4,7 +4,7 @@
 // as they happen.
 import type { Split } from '../datasets/index.js';
 import type { Board } from '../devices/board.js';
-import type { TrainRecord } from '../devices/link.js';
+import type { TrainRecord } from '../../../protocol/src/index.js';
 import { Errors } from '../errors.js';
 import type { JobContext } from '../jobs/runner.js';
 import type { Rig } from '../rig.js';

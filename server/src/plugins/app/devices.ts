@@ -3,8 +3,8 @@
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { DeviceRegistry } from '../../devices/registry.js';
-import type { LinkOpener } from '../../devices/link.js';
-import { openSerialLink } from '../../devices/serial-link.js';
+import type { LinkOpener } from '../../devices/board.js';
+import { openSerialLink } from '../../devices/open-serial.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
