@@ -384,12 +384,44 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether pid is a `scripts/rig start` of this directory. A pid file left by
+ * an unclean stop may name any live process: after a container restart it is
+ * often another process with the same small pid, or this very rig. */
+function rigOf(dir: string, pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  let argv: string[];
+  try {
+    argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const script = argv.findIndex((a) => path.basename(a) === 'rig.ts');
+  if (script < 0 || argv[script + 1] !== 'start') return false;
+  let cwd: string;
+  try {
+    cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return true; // another user's rig: its directory cannot be told, so it may be this one
+  }
+  const flag = argv.lastIndexOf('--dir');
+  const theirs = flag > script ? path.resolve(cwd, argv[flag + 1] ?? '') : path.resolve(cwd, argv[script], '..', '..', 'var', 'rig');
+  const real = (p: string): string => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return real(theirs) === real(dir);
+}
+
 async function start({ dir, counts, skipMissing, hangMs, watchdogMs }: Args): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const pidFile = path.join(dir, 'rig.pid');
   if (fs.existsSync(pidFile)) {
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
-    if (alive(pid)) throw new Error(`a rig (pid ${pid}) already runs in ${dir}: scripts/rig stop --dir ${dir}`);
+    if (rigOf(dir, pid)) throw new Error(`a rig (pid ${pid}) already runs in ${dir}: scripts/rig stop --dir ${dir}`);
+    if (alive(pid)) log('stale pid file: its process is not a rig of this directory (left by an unclean stop)', { pid });
   }
   const devicesFile = path.join(dir, 'devices.json');
   fs.rmSync(devicesFile, { force: true });
@@ -431,14 +463,14 @@ async function stop(dir: string): Promise<void> {
     return;
   }
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
-  if (!alive(pid)) {
+  if (!rigOf(dir, pid)) {
     fs.rmSync(pidFile, { force: true });
     log('the rig was not running (stale pid file removed)', { pid });
     return;
   }
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) throw new Error(`rig pid ${pid} did not stop within 10 s`);
+  for (let i = 0; i < 100 && rigOf(dir, pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (rigOf(dir, pid)) throw new Error(`rig pid ${pid} did not stop within 10 s`);
   log('rig stopped', { pid });
 }
 
@@ -447,7 +479,8 @@ function status(dir: string): void {
   const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
   const devicesFile = path.join(dir, 'devices.json');
   const devices = fs.existsSync(devicesFile) ? (JSON.parse(fs.readFileSync(devicesFile, 'utf8')).devices as DeviceEntry[]) : [];
-  process.stdout.write(`${JSON.stringify({ running: pid > 0 && alive(pid), pid: pid || null, devices }, null, 2)}\n`);
+  const running = rigOf(dir, pid);
+  process.stdout.write(`${JSON.stringify({ running, pid: running ? pid : null, devices }, null, 2)}\n`);
 }
 
 const args = parseArgs(process.argv.slice(2));

@@ -1,11 +1,13 @@
 // scripts/rig itself, without the daemon: the devices file and the symlinks it
 // writes, `status`, and `stop` from another process (by its pid file) leaving
-// no board process, symlink or file behind.
-import { execFile } from 'node:child_process';
+// no board process, symlink or file behind; a pid file left by an unclean stop
+// blocks nothing.
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pidAlive } from '../../tools/proc/child.js';
 import { BOARDS_FILE, repoRoot } from '../../tools/proc/paths.js';
 import { RigProcess, requireBoardFirmware } from '../../tools/proc/rig.js';
 import { tempDir } from '../server/helpers.js';
@@ -85,4 +87,41 @@ describe('scripts/rig', () => {
     await rig.stop();
     expect(fs.existsSync(path.join(dir, 'devices.json'))).toBe(false);
   }, 30_000);
+
+  it('starts over a stale pid file naming a live process that is not a rig of its directory, and `stop` leaves that process alone', async () => {
+    // after an unclean stop rig.pid stays on the volume; in the next container its pid is some other live process
+    const unrelated = spawn('sleep', ['120'], { stdio: 'ignore' });
+    const dir = tempDir('tinyrig-rigscript-');
+    const otherDir = tempDir('tinyrig-rigscript-');
+    const pidFile = path.join(dir, 'rig.pid');
+    const rigs: RigProcess[] = [];
+    try {
+      fs.writeFileSync(pidFile, String(unrelated.pid));
+      expect(JSON.parse((await run(rigScript, ['status', '--dir', dir])).stdout)).toMatchObject({ running: false, pid: null });
+      const first = new RigProcess(dir, { twin: 1 });
+      rigs.push(first);
+      expect((await first.start()).map((d) => d.id)).toEqual(['twin-0']);
+      expect(first.log).toMatch(/stale pid file.*pid=\d+/);
+      expect(fs.readFileSync(pidFile, 'utf8')).toBe(String(first.child!.pid));
+
+      // a live rig of another directory does not block this one either
+      fs.writeFileSync(path.join(otherDir, 'rig.pid'), String(first.child!.pid));
+      const second = new RigProcess(otherDir, { twin: 1 });
+      rigs.push(second);
+      expect((await second.start()).map((d) => d.id)).toEqual(['twin-0']);
+
+      const exited = new Promise((r) => first.child!.once('exit', r));
+      await run(rigScript, ['stop', '--dir', dir]);
+      await exited;
+      fs.writeFileSync(pidFile, String(unrelated.pid));
+      const stopped = await run(rigScript, ['stop', '--dir', dir]);
+      expect(stopped.stderr).toMatch(/stale pid file removed/);
+      expect(fs.existsSync(pidFile)).toBe(false);
+      expect(pidAlive(unrelated.pid!), 'the unrelated process was signalled').toBe(true);
+      expect(second.child!.exitCode, 'the other directory\'s rig was stopped').toBeNull();
+    } finally {
+      unrelated.kill('SIGKILL');
+      await Promise.all(rigs.map((r) => r.stop()));
+    }
+  }, 60_000);
 });
