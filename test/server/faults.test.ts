@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { sha256Hex } from '../../server/src/store/blobs.js';
 import { auth, buildApp, TEST_TOKEN, tempDir, until } from './helpers.js';
 import { startDaemon, type DaemonProcess } from '../../tools/proc/daemon.js';
+import { LinkSim, linksimBuilt } from '../../tools/proc/linksim.js';
 import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -50,6 +51,12 @@ describe.runIf(twinBuilt())('board unplugged mid-transfer', () => {
     expect(failed?.error?.code).toBe('TR_DEVICE_DISCONNECTED');
     expect(failed?.error?.message).toMatch(/twin-u/);
     expect(failed?.error?.message).toMatch(/disconnected/);
+    // the job says what it did before the cable went: its steps, the board's step total, no hash (the board is gone)
+    const partial = failed!.result as Json;
+    expect(partial).toMatchObject({ deviceId: 'twin-u', interrupted: true, weightsSha256: null });
+    expect(partial.steps).toBeGreaterThanOrEqual(64);
+    expect(partial.stepsApplied).toBe(partial.steps);
+    expect(partial.lastStepId).toBeGreaterThan(0);
     // the steps applied before the unplug are kept
     const metrics = (await app.inject({ method: 'GET', url: `/v1/devices/twin-u/metrics?jobId=${jobId}&limit=10000` })).json();
     expect(metrics.steps.length).toBeGreaterThanOrEqual(64);
@@ -162,6 +169,76 @@ describe.runIf(twinBuilt())('daemon killed with SIGKILL', () => {
     await daemon.stop();
     daemon = null;
   });
+});
+
+describe.runIf(twinBuilt() && linksimBuilt())('work cut off by SIGKILL', () => {
+  let daemon: DaemonProcess | null = null;
+  const sims: LinkSim[] = [];
+  afterEach(async () => {
+    await daemon?.kill9();
+    daemon = null;
+    for (const s of sims.splice(0)) await s.stop();
+  });
+
+  const req = async (d: DaemonProcess, method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
+    const r = await fetch(`${d.url}${url}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: r.status, body: (await r.json()) as Json };
+  };
+
+  it('keeps each board\'s outcome of a fleet rollback and the steps of a training job that were under way', async () => {
+    const dir = tempDir('tinyrig-partial-');
+    const rigTwins = await startTwins(dir, 4);
+    twins.push(...rigTwins);
+    // the fleet's three boards behind 115200-baud lines: a 64 KiB rollback takes seconds each
+    for (let i = 0; i < 3; i++) {
+      sims.push(await LinkSim.start({ device: rigTwins[i].path, link: path.join(dir, `line-${i}`), baud: 115200 }));
+    }
+    const varDir = path.join(dir, 'var');
+    const devicesFile = path.join(dir, 'devices.json');
+    const entries = [
+      ...sims.map((s, i) => ({ id: `f${i}`, path: s.path, board: 'host-twin', tags: ['fleet'] })),
+      { id: 't0', path: rigTwins[3].path, board: 'host-twin', tags: ['trainer'] },
+    ];
+    fs.writeFileSync(devicesFile, JSON.stringify({ devices: entries }));
+    const env = {
+      TINYRIG_VAR: varDir, TINYRIG_DEVICES: devicesFile, TINYRIG_TOKEN: TEST_TOKEN, TINYRIG_RECONNECT_MIN_MS: '50',
+      TINYRIG_REQUEST_TIMEOUT_MS: '20000',
+    };
+    daemon = await startDaemon(env);
+    await until(async () => (await req(daemon!, 'GET', '/v1/health')).body.devices.online === 4, 20_000, 'four boards online');
+    for (const e of entries) {
+      const r = await req(daemon, 'POST', `/v1/devices/${e.id}/model`, { model: 'cnn', seed: 3 });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    const snap = await req(daemon, 'POST', '/v1/devices/t0/snapshots', {});
+    expect(snap.status).toBe(201);
+
+    const fleet = await req(daemon, 'POST', '/v1/fleet/rollback', { selector: { tag: 'fleet' }, to: snap.body.id, canary: 1 });
+    expect(fleet.status).toBe(202);
+    const train = await req(daemon, 'POST', '/v1/devices/t0/train', { dataset: 'fashion-mnist', count: 20000 });
+    expect(train.status).toBe(202);
+    const job = async (id: string): Promise<Json> => (await req(daemon!, 'GET', `/v1/jobs/${id}`)).body;
+    await until(async () => ((await job(fleet.body.jobId)).result?.devices?.length ?? 0) >= 1, 60_000, 'the canary rolled back');
+    await until(async () => ((await job(train.body.jobId)).result?.steps ?? 0) >= 32, 60_000, 'some training steps checkpointed');
+    expect((await job(fleet.body.jobId)).state).toBe('running');
+    await daemon.kill9();
+
+    daemon = await startDaemon(env);
+    const f = await job(fleet.body.jobId);
+    expect(f).toMatchObject({ state: 'failed', error: { code: 'TR_DAEMON_RESTARTED' }, actor: 'env' });
+    expect(f.result.interrupted).toBe(true);
+    expect(f.result.devices[0]).toMatchObject({ deviceId: 'f0', phase: 'canary', state: 'succeeded', verified: true, after: snap.body.sha256 });
+    expect(f.result.devices.length + f.result.pending).toBe(3);
+    const t = await job(train.body.jobId);
+    expect(t).toMatchObject({ state: 'failed', error: { code: 'TR_DAEMON_RESTARTED' } });
+    expect(t.result.steps).toBeGreaterThanOrEqual(32);
+    expect(t.result.stepsApplied).toBe(t.result.steps);
+    expect(t.params.lr).toBe(0.002); // the default the job ran with is recorded
+  }, 180_000);
 });
 
 describe.runIf(!twinBuilt())('faults over host twins (twin missing)', () => {

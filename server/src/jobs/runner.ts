@@ -18,6 +18,12 @@ export interface JobContext {
   readonly log: Logger;
   progress(done: number, total?: number): void;
   emit(type: string, data: unknown): void;
+  /**
+   * Records what the job has achieved so far as its result: what a job cut
+   * off (failure, daemon restart, kill -9) keeps. Written at once, or at most
+   * every `minIntervalMs` (the latest is always written when the job ends).
+   */
+  checkpoint(partial: unknown, minIntervalMs?: number): void;
 }
 
 interface LiveJob {
@@ -26,6 +32,8 @@ interface LiveJob {
   done: number;
   total: number;
   lastProgressWrite: number;
+  partial: unknown;
+  lastCheckpointWrite: number;
 }
 
 const MAX_EVENTS_KEPT = 5000;
@@ -51,13 +59,17 @@ export class JobRunner {
     deviceId: string | null,
     params: unknown,
     fn: (ctx: JobContext) => Promise<T>,
-    opts: { total?: number; release?: () => void } = {},
+    opts: { total?: number; release?: () => void; actor?: string | null } = {},
   ): JobRow {
-    const row = this.store.createJob(kind, deviceId, params, opts.total ?? 0);
-    const live: LiveJob = { events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0 };
+    const actor = opts.actor ?? null;
+    const row = this.store.createJob(kind, deviceId, params, opts.total ?? 0, actor);
+    const live: LiveJob = {
+      events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0,
+      partial: undefined, lastCheckpointWrite: 0,
+    };
     live.emitter.setMaxListeners(0);
     this.live.set(row.id, live);
-    const log = this.log.child({ jobId: row.id, deviceId: deviceId ?? undefined, kind });
+    const log = this.log.child({ jobId: row.id, deviceId: deviceId ?? undefined, kind, actor });
     let seq = 0;
     const emit = (type: string, data: unknown): void => {
       const ev: JobEvent = { id: ++seq, type, data };
@@ -80,6 +92,14 @@ export class JobRunner {
         emit('progress', { done: live.done, total: live.total });
       },
       emit,
+      checkpoint: (partial, minIntervalMs = 0) => {
+        live.partial = partial;
+        const t = Date.now();
+        if (t - live.lastCheckpointWrite >= minIntervalMs) {
+          live.lastCheckpointWrite = t;
+          this.store.checkpointJob(row.id, partial);
+        }
+      },
     };
     const started = Date.now();
     const p = (async () => {
@@ -98,7 +118,7 @@ export class JobRunner {
       } catch (err) {
         const error = toJobError(err);
         this.store.progressJob(row.id, live.done, live.total);
-        this.store.finishJob(row.id, 'failed', partialResult(err), error);
+        this.store.finishJob(row.id, 'failed', partialResult(err) ?? live.partial ?? null, error);
         emit('error', error);
         emit('state', { state: 'failed' });
         log.warn({ err: error }, 'job failed');
@@ -154,7 +174,7 @@ export class JobFailure extends RigError {
 }
 
 function partialResult(err: unknown): unknown {
-  return err instanceof JobFailure ? err.partial : null;
+  return err instanceof JobFailure ? err.partial : undefined;
 }
 
 export function toJobError(err: unknown): { code: string; message: string } {

@@ -64,6 +64,20 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
   let halted = false;
   const started = Date.now();
   ctx.progress(0, boards.length);
+  const order = new Map(boards.map((b, i) => [b.id, i]));
+  const summary = (extra: { interrupted?: boolean }) => ({
+    to: p.to,
+    canary,
+    maxFailures,
+    succeeded: results.filter((r) => r.state === 'succeeded').length,
+    failed: failures,
+    skipped: results.filter((r) => r.state === 'skipped').length,
+    pending: boards.length - results.length,
+    halted,
+    ms: Date.now() - started,
+    ...extra,
+    devices: [...results].sort((a, b) => order.get(a.deviceId)! - order.get(b.deviceId)!),
+  });
 
   const one = async (board: Board, phase: 'canary' | 'fleet'): Promise<FleetDeviceResult> => {
     const t0 = Date.now();
@@ -89,6 +103,8 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     results.push(r);
     ctx.progress(results.length, boards.length);
     ctx.emit('device', r);
+    // every board's outcome is kept as it happens, so a cut-off rollback still says who is where
+    ctx.checkpoint(summary({ interrupted: true }));
     return r;
   };
 
@@ -99,6 +115,7 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     };
     results.push(r);
     ctx.emit('device', r);
+    ctx.checkpoint(summary({ interrupted: true }));
   };
 
   for (let i = 0; i < canary; i++) {
@@ -131,21 +148,9 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     if (failures > maxFailures) halted = true;
   }
 
-  const order = new Map(boards.map((b, i) => [b.id, i]));
-  results.sort((a, b) => order.get(a.deviceId)! - order.get(b.deviceId)!);
-  const summary = {
-    to: p.to,
-    canary,
-    maxFailures,
-    succeeded: results.filter((r) => r.state === 'succeeded').length,
-    failed: failures,
-    skipped: results.filter((r) => r.state === 'skipped').length,
-    halted,
-    ms: Date.now() - started,
-    devices: results,
-  };
+  const final = summary({});
   if (halted) {
-    throw new JobFailure('TR_FLEET_HALTED', `fleet rollback halted: ${failures} failures exceed maxFailures ${maxFailures}`, summary);
+    throw new JobFailure('TR_FLEET_HALTED', `fleet rollback halted: ${failures} failures exceed maxFailures ${maxFailures}`, final);
   }
-  return summary;
+  return final;
 }

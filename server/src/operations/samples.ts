@@ -21,6 +21,21 @@ export function checkSampleSize(board: Board, sampleBytes: number): void {
   }
 }
 
+/** Refuses a slice the board's model cannot take (sample size, a label ≥ its classes) before any byte is sent. */
+export function checkSliceFits(board: Board, slice: SampleSlice, what = 'samples'): void {
+  checkSampleSize(board, slice.sampleBytes);
+  const classes = board.model?.classes;
+  if (classes === undefined) return;
+  for (let i = 0; i < slice.labels.length; i++) {
+    if (slice.labels[i] >= classes) {
+      throw Errors.SAMPLE_INVALID(
+        `${what}: sample ${i} has label ${slice.labels[i]}; the model on device ${board.id} has ${classes} classes (labels 0..${classes - 1})`,
+        { sample: i, label: slice.labels[i], classes },
+      );
+    }
+  }
+}
+
 /**
  * Sends `slice` as sample numbers starting at the board's next free number.
  * Returns the first sample number used. `onBatch` reports samples sent so far.

@@ -5,11 +5,11 @@
 import type { Split } from '../datasets/index.js';
 import type { Board } from '../devices/board.js';
 import type { TrainRecord } from '../../../protocol/src/index.js';
-import { Errors } from '../errors.js';
-import type { JobContext } from '../jobs/runner.js';
+import { Errors, RigError } from '../errors.js';
+import { JobFailure, type JobContext } from '../jobs/runner.js';
 import type { Rig } from '../rig.js';
 import type { StepRecord } from '../store/store.js';
-import { sendSlice } from './samples.js';
+import { checkSliceFits, sendSlice } from './samples.js';
 import { rollbackBoard, takeSnapshot } from './snapshots.js';
 
 export interface DatasetRef {
@@ -19,19 +19,37 @@ export interface DatasetRef {
   count: number;
 }
 
-export interface TrainParams {
+export interface TrainRequest {
   dataset?: string;
   split?: Split;
   offset?: number;
   count?: number;
   steps?: number;
-  lr: number;
+  lr?: number;
   sparse?: { lambdaMin: number; lambdaMax: number };
   trainableLayers?: number[];
   biasOnlyLayers?: number[];
   qas?: boolean;
   stochasticRounding?: boolean;
   guard?: { margin?: number; dataset?: string; split?: Split; offset?: number; count?: number } | false;
+}
+
+/** A train request with its learning rate resolved: what the job runs and records. */
+export type TrainParams = TrainRequest & { lr: number };
+
+/**
+ * Learning rates that learn on the zoo models from a fresh init (the
+ * reference CNN, 1,000 Fashion-MNIST steps, constant rate, measured with
+ * tinyrig-train): standardized gradients divide each channel's gradient by
+ * its spread, so their steps are already of unit scale and want a small rate;
+ * QAS rescales raw int8 gradients and takes a larger one.
+ */
+export const DEFAULT_LR = { standardized: 0.002, qas: 0.005 } as const;
+/** TRAIN carries the rate in millionths: anything smaller would arrive as 0. */
+export const LR_MIN = 0.000001;
+
+export function withTrainDefaults(p: TrainRequest): TrainParams {
+  return { ...p, lr: p.lr ?? (p.qas ? DEFAULT_LR.qas : DEFAULT_LR.standardized) };
 }
 
 export interface EvalParams {
@@ -76,26 +94,34 @@ function chunkSize(board: Board): number {
   return Math.max(1, Math.min(board.hello!.maxTrain, board.hello!.sampleSlots));
 }
 
-/** Validates a train request against the board before a job is created. */
+/** Checks a dataset slice before any of it is sent: it exists, fits the request limit and the board's model. */
+function checkDatasetSlice(rig: Rig, board: Board, ref: DatasetRef, limit: number, what: string): void {
+  if (ref.count > limit) throw Errors.PAYLOAD_TOO_LARGE(`${what} count ${ref.count} exceeds the limit of ${limit} samples`);
+  checkSliceFits(board, rig.datasets.slice(ref.dataset, ref.split, ref.offset, ref.count), `${ref.dataset}/${ref.split}`);
+}
+
+/** Validates a train request whole against the board before a job is created. */
 export function checkTrainParams(rig: Rig, board: Board, p: TrainParams): { total: number } {
   requireTrainable(board);
+  if (p.sparse && p.sparse.lambdaMin > p.sparse.lambdaMax) throw Errors.BAD_REQUEST('sparse.lambdaMin must not exceed sparse.lambdaMax');
+  if (p.dataset !== undefined && p.steps !== undefined) throw Errors.BAD_REQUEST('give either a dataset slice or steps, not both');
+  const guard = resolveGuard(rig, p);
+  if (guard) checkDatasetSlice(rig, board, guard, rig.config.maxGuardSamples, 'guard');
   if (p.dataset !== undefined) {
     if (p.count === undefined) throw Errors.BAD_REQUEST('a dataset slice needs count');
-    if (p.count > rig.config.maxSamplesPerRequest) {
-      throw Errors.PAYLOAD_TOO_LARGE(`count ${p.count} exceeds the limit of ${rig.config.maxSamplesPerRequest} samples a request`);
-    }
-    rig.datasets.slice(p.dataset, p.split ?? 'train', p.offset ?? 0, p.count);
+    checkDatasetSlice(rig, board, { dataset: p.dataset, split: p.split ?? 'train', offset: p.offset ?? 0, count: p.count }, rig.config.maxSamplesPerRequest, 'train');
     return { total: p.count };
   }
   if (p.steps === undefined) throw Errors.BAD_REQUEST('give a dataset slice (dataset, count) or steps over the samples already on the board');
   if (p.steps > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`steps ${p.steps} exceeds ${rig.config.maxSamplesPerRequest}`);
   if (board.heldTo <= board.heldFrom) throw Errors.NO_SAMPLES(`device ${board.id} holds no samples; POST samples first or train on a dataset slice`);
-  if (p.sparse && p.sparse.lambdaMin > p.sparse.lambdaMax) throw Errors.BAD_REQUEST('sparse.lambdaMin must not exceed sparse.lambdaMax');
   return { total: p.steps };
 }
 
-/** One TRAIN over [index, index+count), its steps recorded; returns the records. */
-async function trainChunk(rig: Rig, board: Board, ctx: JobContext | null, p: TrainParams, index: number, count: number): Promise<TrainRecord[]> {
+/** One TRAIN over [index, index+count), its steps recorded; returns the records and the board's step total. */
+async function trainChunk(
+  rig: Rig, board: Board, ctx: JobContext | null, p: TrainParams, index: number, count: number,
+): Promise<{ records: TrainRecord[]; stepsApplied: number; stepId: number }> {
   const stepId = board.nextStepId++;
   const started = Date.now();
   const res = await board.run('train', (link) =>
@@ -147,7 +173,7 @@ async function trainChunk(rig: Rig, board: Board, ctx: JobContext | null, p: Tra
       });
     }
   }
-  return res.records;
+  return { records: res.records, stepsApplied: res.stepsApplied, stepId };
 }
 
 /** Runs a training job on a board the caller holds the lease of. */
@@ -186,27 +212,52 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
     ctx.emit('accuracy', { done, trainAccuracy: correct / Math.max(1, done) });
   };
 
-  if (p.dataset !== undefined) {
-    const split = p.split ?? 'train';
-    const offset = p.offset ?? 0;
-    for (let at = 0; at < total; at += chunk) {
-      const n = Math.min(chunk, total - at);
-      const slice = rig.datasets.slice(p.dataset, split, offset + at, n);
-      const first = await sendSlice(board, slice);
-      account(await trainChunk(rig, board, ctx, p, first, n));
+  // what a job cut off keeps: the steps it applied and, where the board still answers, its weights' hash
+  let stepsApplied: number | null = null;
+  let lastStepId: number | null = null;
+  const soFar = () => ({ deviceId: board.id, steps: done, stepsApplied, lastStepId, meanLoss: lossSum / Math.max(1, done) });
+  const ran = (out: { records: TrainRecord[]; stepsApplied: number; stepId: number }): TrainRecord[] => {
+    stepsApplied = out.stepsApplied;
+    lastStepId = out.stepId;
+    account(out.records);
+    ctx.checkpoint(soFar(), 1000);
+    return out.records;
+  };
+  try {
+    if (p.dataset !== undefined) {
+      const split = p.split ?? 'train';
+      const offset = p.offset ?? 0;
+      for (let at = 0; at < total; at += chunk) {
+        const n = Math.min(chunk, total - at);
+        const slice = rig.datasets.slice(p.dataset, split, offset + at, n);
+        const first = await sendSlice(board, slice);
+        ran(await trainChunk(rig, board, ctx, p, first, n));
+      }
+    } else {
+      const from = board.heldFrom;
+      const held = board.heldTo - board.heldFrom;
+      let pos = 0;
+      while (done < total) {
+        const index = from + (pos % held);
+        const n = Math.min(chunk, total - done, board.heldTo - index);
+        const records = ran(await trainChunk(rig, board, ctx, p, index, n));
+        if (records.length === 0) throw Errors.DEVICE_ERROR(`device ${board.id} applied no step for TRAIN at sample ${index}`);
+        pos += n;
+      }
     }
-  } else {
-    const from = board.heldFrom;
-    const held = board.heldTo - board.heldFrom;
-    let pos = 0;
-    while (done < total) {
-      const index = from + (pos % held);
-      const n = Math.min(chunk, total - done, board.heldTo - index);
-      const records = await trainChunk(rig, board, ctx, p, index, n);
-      if (records.length === 0) throw Errors.DEVICE_ERROR(`device ${board.id} applied no step for TRAIN at sample ${index}`);
-      account(records);
-      pos += n;
+  } catch (err) {
+    const partial: Record<string, unknown> = { ...soFar(), interrupted: true, weightsSha256: null };
+    if (board.status === 'online') {
+      try {
+        const info = await board.run('read weights info', (l) => l.weightsInfo());
+        board.weightsChanged(info.sha256);
+        Object.assign(partial, { weightsSha256: info.sha256, stepsApplied: info.stepsApplied });
+      } catch {
+        // the board is gone too: the hash stays unknown
+      }
     }
+    const e = err instanceof RigError ? err : Errors.INTERNAL((err as Error)?.message ?? String(err));
+    throw new JobFailure(e.code, e.message, partial);
   }
   const info = await board.run('read weights info', (l) => l.weightsInfo());
   board.weightsChanged(info.sha256);
@@ -269,8 +320,7 @@ export function checkEvalParams(rig: Rig, board: Board, p: EvalParams): { total:
   requireTrainable(board);
   if (p.dataset !== undefined) {
     if (p.count === undefined) throw Errors.BAD_REQUEST('a dataset slice needs count');
-    if (p.count > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`count ${p.count} exceeds ${rig.config.maxSamplesPerRequest}`);
-    rig.datasets.slice(p.dataset, p.split ?? 'test', p.offset ?? 0, p.count);
+    checkDatasetSlice(rig, board, { dataset: p.dataset, split: p.split ?? 'test', offset: p.offset ?? 0, count: p.count }, rig.config.maxSamplesPerRequest, 'evaluate');
     return { total: p.count };
   }
   const held = board.heldTo - board.heldFrom;

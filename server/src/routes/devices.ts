@@ -1,19 +1,22 @@
 // /v1/devices: the boards, and everything done to one board.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Board } from '../devices/board.js';
 import { Errors, RigError } from '../errors.js';
 import type { JobContext } from '../jobs/runner.js';
-import { sendSlice } from '../operations/samples.js';
+import { checkSliceFits, sendSlice } from '../operations/samples.js';
 import { deployModel, rollbackBoard, takeSnapshot } from '../operations/snapshots.js';
 import { lastGood } from '../operations/fleet.js';
 import {
   checkEvalParams,
   checkTrainParams,
+  DEFAULT_LR,
   evaluateSlice,
+  LR_MIN,
   runTraining,
+  withTrainDefaults,
   type EvalParams,
-  type TrainParams,
+  type TrainRequest,
 } from '../operations/training.js';
 import type { Rig } from '../rig.js';
 import type { JobRow } from '../store/store.js';
@@ -40,15 +43,15 @@ const DeviceView = Type.Object(
   { additionalProperties: true },
 );
 
-const mutating = (rig: Rig, role: 'operator' | 'admin' = 'operator') => ({
+const mutating = (rig: Rig, role: 'operator' | 'admin' = 'operator', optionalBody = false) => ({
   role,
+  optionalBody,
   rateLimit: { max: rig.config.rateLimitMax, timeWindow: rig.config.rateLimitWindowMs },
 });
 
-/**
- * Starts a job holding the board's lease (409 when another holds it).
- * With wait, answers once it ended; otherwise 202 {jobId}.
- */
+/** Name of the token a request came with (recorded on the jobs it starts). */
+export const actorOf = (req: FastifyRequest): string | null => req.principal?.name ?? null;
+
 /** Submits a job that holds the board's lease until it ends; 409 when another holds it. */
 function submitBoardJob<T>(
   fastify: FastifyInstance,
@@ -56,13 +59,14 @@ function submitBoardJob<T>(
   kind: string,
   params: unknown,
   fn: (ctx: JobContext) => Promise<T>,
-  total?: number,
+  opts: { total?: number; actor: string | null },
 ): JobRow {
   const release = board.acquire(`a ${kind} request`);
   let row: JobRow;
   try {
     row = fastify.jobs.submit(kind, board.id, params, fn, {
-      total,
+      total: opts.total,
+      actor: opts.actor,
       release: () => {
         release();
         // cached figures follow the board after every job
@@ -84,9 +88,9 @@ export async function startBoardJob<T>(
   kind: string,
   params: unknown,
   fn: (ctx: JobContext) => Promise<T>,
-  opts: { total?: number; wait?: boolean },
+  opts: { total?: number; wait?: boolean; actor: string | null },
 ): Promise<{ status: 200; body: ReturnType<typeof jobView> } | { status: 202; body: { jobId: string; state: string; href: string } }> {
-  const row = submitBoardJob(fastify, board, kind, params, fn, opts.total);
+  const row = submitBoardJob(fastify, board, kind, params, fn, opts);
   if (opts.wait) return { status: 200, body: jobView((await fastify.jobs.wait(row.id))!) };
   return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
 }
@@ -98,6 +102,7 @@ async function runBoardOperation<T>(
   kind: string,
   params: unknown,
   fn: (ctx: JobContext) => Promise<T>,
+  actor: string | null,
 ): Promise<T & { jobId: string }> {
   let value: T | undefined;
   let failure: unknown;
@@ -109,7 +114,7 @@ async function runBoardOperation<T>(
       failure = err;
       throw err;
     }
-  });
+  }, { actor });
   await fastify.jobs.wait(row.id);
   if (failure !== undefined) throw failure;
   return { ...(value as T), jobId: row.id };
@@ -129,13 +134,26 @@ const TrainBody = Type.Object(
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
     count: Type.Optional(Type.Integer({ minimum: 1 })),
     steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board' })),
-    lr: Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'learning rate (the engine accepts at most 100)' }),
+    lr: Type.Optional(
+      Type.Number({
+        minimum: LR_MIN,
+        maximum: 100,
+        description:
+          `learning rate; default ${DEFAULT_LR.standardized} with standardized gradients (the default optimizer, ` +
+          `useful range 0.001-0.005), ${DEFAULT_LR.qas} with qas (useful range 0.005-0.02). ` +
+          `The wire carries millionths: ${LR_MIN} is the smallest, 100 the largest the engine takes`,
+      }),
+    ),
     sparse: Type.Optional(
       Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
     ),
     trainableLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
     biasOnlyLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
-    qas: Type.Optional(Type.Boolean({ description: 'quantization-aware gradient scaling' })),
+    qas: Type.Optional(
+      Type.Boolean({
+        description: 'optimizer: int8 SGD with quantization-aware gradient scaling instead of standardized gradients (the default)',
+      }),
+    ),
     stochasticRounding: Type.Optional(Type.Boolean()),
     guard: Type.Optional(
       Type.Union([
@@ -180,6 +198,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   /** Validates, then starts a job on the board (409 when it is busy). */
   const boardJob = <P>(
+    req: FastifyRequest,
     deviceId: string,
     kind: string,
     params: P,
@@ -189,8 +208,9 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   ) => {
     const board = rig.devices.get(deviceId);
     if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
+    // everything the job would refuse is refused here, before the 202
     const { total } = check(rig, board, params);
-    return startBoardJob(fastify, board, kind, params, (ctx) => run(rig, board, ctx, params), { total, wait });
+    return startBoardJob(fastify, board, kind, params, (ctx) => run(rig, board, ctx, params), { total, wait, actor: actorOf(req) });
   };
 
   fastify.get(
@@ -256,7 +276,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
       const out = await runBoardOperation(fastify, board, 'deploy', req.body, () =>
         deployModel(rig, board, req.body as Parameters<typeof deployModel>[2]),
-      );
+      actorOf(req));
       return out as { deviceId: string; jobId: string };
     },
   );
@@ -305,6 +325,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         slice = { sampleBytes, labels, data };
       }
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      checkSliceFits(board, slice);
       const release = board.acquire('a samples request');
       try {
         const first = await sendSlice(board, slice);
@@ -336,8 +357,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const params = req.body as TrainParams;
-      const out = await boardJob(req.params.id, 'train', params, checkTrainParams, runTraining, req.query.wait);
+      const params = withTrainDefaults(req.body as TrainRequest);
+      const out = await boardJob(req, req.params.id, 'train', params, checkTrainParams, runTraining, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
   );
@@ -345,7 +366,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/devices/:id/evaluate',
     {
-      config: mutating(rig),
+      config: mutating(rig, 'operator', true),
       schema: {
         tags: ['devices'],
         summary: 'Evaluate a dataset slice (default split: test) or the samples on the board: accuracy and loss',
@@ -357,7 +378,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req, reply) => {
       const params = (req.body ?? {}) as EvalParams;
-      const out = await boardJob(req.params.id, 'evaluate', params, checkEvalParams, evaluateSlice, req.query.wait);
+      const out = await boardJob(req, req.params.id, 'evaluate', params, checkEvalParams, evaluateSlice, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
   );
@@ -445,7 +466,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/devices/:id/snapshots',
     {
-      config: mutating(rig),
+      config: mutating(rig, 'operator', true),
       schema: {
         tags: ['snapshots'],
         summary: 'Pull the board weights, verify them against the hash the board computes, store them',
@@ -466,10 +487,11 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       const board = rig.devices.get(req.params.id);
       const body = req.body ?? {};
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
+      if (body.evaluate) checkEvalParams(rig, board, body.evaluate);
       const out = await runBoardOperation(fastify, board, 'snapshot', body, async (ctx) => {
         if (body.evaluate) await evaluateSlice(rig, board, ctx, body.evaluate);
         return snapshotView(await takeSnapshot(rig, board, { tags: body.tags, jobId: ctx.id }));
-      });
+      }, actorOf(req));
       return reply.status(201).send(out);
     },
   );
@@ -494,7 +516,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board) : rig.store.getSnapshot(req.body.snapshotId);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.body.snapshotId}'`);
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
-      const out = await runBoardOperation(fastify, board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap));
+      const out = await runBoardOperation(fastify, board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap), actorOf(req));
       return {
         snapshotId: out.snapshotId,
         sha256: out.sha256,

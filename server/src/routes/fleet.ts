@@ -1,6 +1,7 @@
 // /v1/fleet: operations over many boards at once.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { resolveFleet, runFleetRollback, type FleetRollbackParams } from '../operations/fleet.js';
+import { actorOf } from './devices.js';
 import { errorReplies, JobAccepted, JobView, WaitQuery } from './schemas.js';
 import { jobView } from './views.js';
 
@@ -40,7 +41,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       const boards = resolveFleet(rig, params);
       const row = rig.jobs.submit('fleet-rollback', null, { ...params, devices: boards.map((b) => b.id) }, (ctx) =>
         runFleetRollback(rig, ctx, params, boards),
-      { total: boards.length });
+      { total: boards.length, actor: actorOf(req) });
       if (req.query.wait) return reply.status(200).send(jobView((await rig.jobs.wait(row.id))!));
       return reply.status(202).send({ jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` });
     },

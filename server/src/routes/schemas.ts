@@ -53,11 +53,12 @@ export const JobView = Type.Object({
   state: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
   progress: Type.Object({ done: Type.Integer(), total: Type.Integer() }),
   params: Type.Unknown(),
-  result: Type.Unknown(),
+  result: Type.Unknown({ description: 'the outcome; of a failed or interrupted job, what it achieved before it stopped' }),
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
   createdAt: Type.String(),
   startedAt: Type.Union([Type.String(), Type.Null()]),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
+  actor: Type.Union([Type.String(), Type.Null()], { description: 'name of the token that started the job' }),
 });
 
 export const SnapshotView = Type.Object({

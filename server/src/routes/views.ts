@@ -17,6 +17,7 @@ export function jobView(j: JobRow) {
     createdAt: j.createdAt,
     startedAt: j.startedAt,
     finishedAt: j.finishedAt,
+    actor: j.actor ?? null,
   };
 }
 
