@@ -11,7 +11,7 @@ TINYRIG_APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm
   clang libclang-rt-14-dev llvm
-  valgrind socat udev
+  valgrind socat udev curl jq
   dataset-fashion-mnist
 )
 
@@ -24,9 +24,15 @@ as_root() {
 }
 
 install_apt_packages() {
-  local missing=()
+  local missing=() p
+  local -A installed=()
+  # one dpkg-query for the whole list (one per package cost ~20 ms each); it
+  # fails when any is unknown, and still lists the others
+  while read -r p status; do
+    [ "$status" = "install ok installed" ] && installed[$p]=1
+  done < <(dpkg-query -W -f='${Package} ${Status}\n' "${TINYRIG_APT_PACKAGES[@]}" 2>/dev/null || true)
   for p in "${TINYRIG_APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ -n "${installed[$p]:-}" ] || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
@@ -39,7 +45,7 @@ check_node() {
   if ! command -v node >/dev/null 2>&1; then
     say "Node.js 20 or newer is required (not found on PATH)"; return 1
   fi
-  local major; major="$(node -p 'process.versions.node.split(".")[0]')"
+  local major; major="$(node --version)"; major="${major#v}"; major="${major%%.*}"
   if [ "$major" -lt 20 ]; then say "Node.js 20 or newer is required (found $(node -v))"; return 1; fi
 }
 
@@ -53,9 +59,32 @@ install_npm_packages() {
   fi
 }
 
+# What a firmware build reads: its sources and makefiles, tools/, the protocol
+# vectors and the make settings from the environment, with sizes and mtimes.
+firmware_inputs() {
+  (cd "$TINYRIG_ROOT" && find firmware tools protocol/vectors -path firmware/build -prune -o -type f -printf '%p %s %T@\n' | LC_ALL=C sort)
+  printf 'make settings: %s|%s|%s|%s\n' "${HOST_CC:-}" "${HOST_CFLAGS:-}" "${BUILD:-}" "${MAKEFLAGS:-}"
+}
+
+# What a build left: the executables under firmware/build (twin, tools, images, tests).
+firmware_outputs() {
+  (cd "$TINYRIG_ROOT" && find firmware/build -type f -perm -u+x -printf '%p %s %T@\n' 2>/dev/null | LC_ALL=C sort)
+}
+
+# A no-op make costs seconds (its variables run python3 and git), so it is
+# skipped when the inputs are those of the last successful build and every
+# executable that build left is still there, unchanged.
 build_firmware() {
+  local stamp="$TINYRIG_ROOT/firmware/build/.tinyrig-inputs" inputs
+  inputs="$(firmware_inputs | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$inputs" ] &&
+    [ -z "$(tail -n +2 "$stamp" | LC_ALL=C comm -23 - <(firmware_outputs))" ]; then
+    return 0
+  fi
   say "building firmware (host twin, tools, QEMU images)"
+  rm -f "$stamp"
   make -s -C "$TINYRIG_ROOT/firmware" -j"$(nproc)"
+  { echo "$inputs"; firmware_outputs; } > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 }
 
 tinyrig_bootstrap() {

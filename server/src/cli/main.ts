@@ -180,18 +180,28 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     'samples to stream and train on',
   )
     .option('--steps <n>', 'steps over the samples already on the board', int('--steps', 1))
-    .requiredOption('--lr <x>', 'learning rate', float('--lr'))
+    .option(
+      '--lr <x>',
+      'learning rate (default 0.002 with standardized gradients, useful 0.001-0.005; 0.005 with --qas, useful 0.005-0.02)',
+      float('--lr'),
+    )
     .option('--lambda-min <x>', 'sparse update: smallest fraction of channels updated', float('--lambda-min'))
     .option('--lambda-max <x>', 'sparse update: largest fraction of channels updated', float('--lambda-max'))
     .option('--trainable <layers>', 'only these layers learn (comma-separated indexes)', intList('--trainable'))
     .option('--bias-only <layers>', 'these layers update only their biases', intList('--bias-only'))
-    .option('--qas', 'quantization-aware gradient scaling')
+    .option('--qas', 'optimizer: int8 SGD with quantization-aware gradient scaling (default: standardized gradients)')
     .option('--stochastic-rounding', 'stochastic rounding of updates')
     .option('--guard <margin|off>', 'evaluate before and after, roll back when accuracy drops by more than margin')
     .option('--wait', 'follow the job with a progress bar until it ends')
+    .addHelpText(
+      'after',
+      '\nSamples are uint8, one byte per input element (the model scales it as value/255).\n' +
+        'The default optimizer is standardized gradients: each channel\'s gradient divided by its spread, batch size 1.',
+    )
     .action(async (device: string, o: Record<string, unknown>) => {
       if ((o.count === undefined) === (o.steps === undefined)) throw new UsageError('train needs exactly one of --count <n> (a dataset slice) or --steps <n>');
-      const body: Record<string, unknown> = { lr: o.lr };
+      const body: Record<string, unknown> = {};
+      if (o.lr !== undefined) body.lr = o.lr;
       if (o.count !== undefined) Object.assign(body, { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count });
       else body.steps = o.steps;
       if (o.lambdaMin !== undefined || o.lambdaMax !== undefined) {
