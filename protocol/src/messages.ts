@@ -86,11 +86,15 @@ export const SCHEMAS: Record<number, MessageSchema> = {
       f(4, 'lrPpm', 'u'),
       f(5, 'lambdaMinPpm', 'u', true),
       f(6, 'lambdaMaxPpm', 'u', true),
+      // absent: every layer trains; 0 is sent as 0 and names no layer (the device refuses
+      // a TRAIN that trains nothing); undefined and null leave the key out
       f(7, 'trainable', 'u', true),
+      // absent and 0 are the same: no layer limited to its bias
       f(8, 'biasOnly', 'u', true),
       f(9, 'options', 'u', true),
     ],
-    response: [f(1, 'stepId', 'u'), f(2, 'duplicate', 'bool'), f(3, 'stepsApplied', 'u'), f(4, 'records', 'a')],
+    // fault: the engine status that stopped the steps early (records: the steps applied)
+    response: [f(1, 'stepId', 'u'), f(2, 'duplicate', 'bool'), f(3, 'stepsApplied', 'u'), f(4, 'records', 'a'), f(5, 'fault', 'u', true)],
   },
   [MsgType.EVAL]: {
     request: [f(1, 'index', 'u'), f(2, 'count', 'u')],

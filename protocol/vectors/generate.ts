@@ -187,6 +187,14 @@ function messages(): Block[] {
       ]),
     }),
     resp('train response (duplicate, older step)', T.TRAIN, 19, { stepId: 1, duplicate: true, stepsApplied: 40, records: [] }),
+    resp('train response (an engine fault after one step)', T.TRAIN, 30, {
+      stepId: 9,
+      duplicate: false,
+      stepsApplied: 41,
+      records: encodeTrainRecords([{ lossPpm: 1_386_294, counter: 5_000, updatedPpm: 1_000_000, correct: true, peakRam: 45_000 }]),
+      fault: 8,
+    }),
+    req('train request (no layer trains its weights, one bias)', T.TRAIN, 31, { stepId: 2, index: 0, count: 1, lrPpm: 10_000, trainable: 0, biasOnly: 0b100 }),
     req('eval request', T.EVAL, 20, { index: 0, count: 64 }),
     resp('eval response (64-bit counter)', T.EVAL, 20, { count: 64, correct: 51, lossPpmSum: 40_000_000, counter: 5_000_000_000 }),
     req('infer request', T.INFER, 21, { sample: bytes(16, 6) }),
@@ -278,6 +286,100 @@ function invalidFrames(): Block[] {
     invalid('wrong type (samples labels as text)', rawWithCrc(T.SAMPLES, 0, 52, cborEncode({ 1: 0, 2: 1, 3: 'a', 4: Uint8Array.of(1) })), 'BAD_BODY', 'error BAD_BODY'),
     invalid('negative where unsigned (train lr)', rawWithCrc(T.TRAIN, 0, 53, cborEncode({ 1: 1, 2: 0, 3: 1, 4: -5 })), 'BAD_BODY', 'error BAD_BODY'),
   ];
+}
+
+/**
+ * device.vec: requests fed in order to a live device, one scenario per run of
+ * blocks with the same `scenario`, each on a fresh device. `model` (zoo name,
+ * input HxWxC, classes, seed) is loaded by the reader before the block's
+ * request; `device` is what the device must answer (README.md).
+ */
+const VECTOR_MODEL = 'mlp 8x8x1 4 7';
+const VECTOR_INPUT = 64;
+/** mlp: 0 flatten, 1 dense, 2 dense, 3 softmax: the layers with parameters. */
+const MLP_PARAM_LAYERS = 0b110;
+
+function deviceScenarios(): Block[] {
+  const T = MsgType;
+  const out: Block[] = [];
+  let scenario = '';
+  let seq = 0;
+  const start = (name: string): void => {
+    scenario = name;
+    seq = 0;
+  };
+  /** One request; extra(seq) gives `answer` and the like, built for the request's seq. */
+  const ask = (name: string, type: number, values: Record<string, unknown>, device: string, extra: (s: number) => Block = () => ({}), model?: string): void => {
+    seq++;
+    const b: Block = { name, scenario, ...(model ? { model } : {}), ...validFrame(name, { ver: 1, type, seq, flags: 0, body: encodeRequest(type, values) }) };
+    delete b.valid;
+    out.push({ ...b, device, ...extra(seq) });
+  };
+  const answer = (s: number, type: number, body: Uint8Array): Block => ({ answer: hex(encodeFrame({ ver: 1, type, seq: s, flags: Flags.RESP, body })) });
+  const error = (code: keyof typeof ErrorCode, detail?: number) => (s: number): Block =>
+    answer(s, T.ERROR, encodeDeviceBody(T.ERROR, { code: ErrorCode[code], name: code, detail }));
+  const samplesOk = (index: number, count: number) => (s: number): Block => answer(s, T.SAMPLES, encodeResponse(T.SAMPLES, { index, count }));
+  const samples = (index: number, labels: number[], seed: number): Record<string, unknown> => ({
+    index,
+    sampleBytes: VECTOR_INPUT,
+    labels: Uint8Array.from(labels),
+    data: bytes(labels.length * VECTOR_INPUT, seed),
+  });
+  const train = (stepId: number, index: number, count: number, more: Record<string, unknown> = {}): Record<string, unknown> => ({
+    stepId,
+    index,
+    count,
+    lrPpm: 20_000,
+    ...more,
+  });
+
+  start('labels checked against the live model');
+  ask('four samples with labels 0-3', T.SAMPLES, samples(0, [0, 1, 2, 3], 11), 'ok', samplesOk(0, 4), VECTOR_MODEL);
+  ask('a batch with label 4 on a 4-class model is refused whole', T.SAMPLES, samples(4, [1, 4, 2], 12), 'error BAD_SAMPLE', error('BAD_SAMPLE', 5));
+  ask('so its first sample is not held', T.TRAIN, train(1, 4, 1), 'error BAD_SAMPLE', error('BAD_SAMPLE', 4));
+  ask('a TRAIN over the held samples applies all four', T.TRAIN, train(1, 0, 4), 'train duplicate=false records=4 steps_applied=4');
+
+  start('samples sent before the model');
+  ask('any label is held while no model is live', T.SAMPLES, samples(0, [0, 9, 2, 3], 13), 'ok', samplesOk(0, 4));
+  ask('after the load, a TRAIN naming the label-9 sample is refused, nothing applied', T.TRAIN, train(1, 0, 4), 'error BAD_SAMPLE', error('BAD_SAMPLE', 1), VECTOR_MODEL);
+  ask('so is an EVAL naming it', T.EVAL, { index: 0, count: 2 }, 'error BAD_SAMPLE', error('BAD_SAMPLE', 1));
+  ask('the refused step id is still free: the samples that fit train under it', T.TRAIN, train(1, 2, 2), 'train duplicate=false records=2 steps_applied=2');
+  ask('the label-9 sample sent again with a label that fits', T.SAMPLES, samples(1, [1], 14), 'ok', samplesOk(1, 1));
+  ask('now it trains', T.TRAIN, train(2, 0, 2), 'train duplicate=false records=2 steps_applied=4');
+
+  start('trainable and bias_only');
+  ask('four samples', T.SAMPLES, samples(0, [3, 2, 1, 0], 15), 'ok', samplesOk(0, 4), VECTOR_MODEL);
+  ask('trainable 0 names no layer: nothing would train', T.TRAIN, train(1, 0, 1, { trainable: 0 }), 'error BAD_ARG', error('BAD_ARG', MLP_PARAM_LAYERS));
+  ask('trainable 0 with bias_only 0 is the same', T.TRAIN, train(1, 0, 1, { trainable: 0, biasOnly: 0 }), 'error BAD_ARG', error('BAD_ARG', MLP_PARAM_LAYERS));
+  ask('trainable naming the flatten layer (no parameters)', T.TRAIN, train(1, 0, 1, { trainable: 0b011 }), 'error BAD_ARG', error('BAD_ARG', MLP_PARAM_LAYERS));
+  ask('bias_only naming the softmax layer (no parameters)', T.TRAIN, train(1, 0, 1, { biasOnly: 0b1000 }), 'error BAD_ARG', error('BAD_ARG', MLP_PARAM_LAYERS));
+  ask('trainable naming a layer past the last', T.TRAIN, train(1, 0, 1, { trainable: 1 << 20 }), 'error BAD_ARG', error('BAD_ARG', MLP_PARAM_LAYERS));
+  ask('an unknown option bit', T.TRAIN, train(1, 0, 1, { options: 8 }), 'error BAD_ARG', error('BAD_ARG'));
+  ask('trainable 0 with one bias-only layer trains that bias', T.TRAIN, train(1, 0, 1, { trainable: 0, biasOnly: 0b100 }), 'train duplicate=false records=1 steps_applied=1 weights=changed');
+  ask('bias_only 0 is absent: layer 2 trains weights and bias', T.TRAIN, train(2, 1, 1, { trainable: 0b100, biasOnly: 0 }), 'train duplicate=false records=1 steps_applied=2 weights=changed');
+  ask('trainable absent: every layer', T.TRAIN, train(3, 2, 2), 'train duplicate=false records=2 steps_applied=4 weights=changed');
+
+  start('duplicates carry their own records');
+  ask('four samples', T.SAMPLES, samples(0, [0, 1, 2, 3], 16), 'ok', samplesOk(0, 4), VECTOR_MODEL);
+  ask('step 10', T.TRAIN, train(10, 0, 2), 'train duplicate=false records=2 steps_applied=2');
+  ask('step 12', T.TRAIN, train(12, 2, 1), 'train duplicate=false records=1 steps_applied=3');
+  ask('step 11, late: applied once', T.TRAIN, train(11, 3, 1), 'train duplicate=false records=1 steps_applied=4');
+  ask('step 11 again (the TRAIN applied last): its own records', T.TRAIN, train(11, 3, 1), 'train duplicate=true steps_applied=4 weights=same', () => ({ records_of: 'step 11, late: applied once' }));
+  ask("step 12 again, the highest id but not the last applied: no records, never step 11's", T.TRAIN, train(12, 2, 1), 'train duplicate=true records=0 steps_applied=4 weights=same');
+  ask('step 10 again: no records', T.TRAIN, train(10, 0, 2), 'train duplicate=true records=0 steps_applied=4 weights=same');
+  ask('step 13', T.TRAIN, train(13, 0, 1), 'train duplicate=false records=1 steps_applied=5');
+  ask('step 13 again: its own records', T.TRAIN, train(13, 0, 1), 'train duplicate=true steps_applied=5 weights=same', () => ({ records_of: 'step 13' }));
+
+  start('refused TRAINs change nothing');
+  ask('two samples', T.SAMPLES, samples(0, [1, 2], 17), 'ok', samplesOk(0, 2), VECTOR_MODEL);
+  ask('step 5', T.TRAIN, train(5, 0, 1), 'train duplicate=false records=1 steps_applied=1');
+  ask('lr above 100', T.TRAIN, train(6, 0, 1, { lrPpm: 100_000_001 }), 'error BAD_ARG', error('BAD_ARG'));
+  ask('lambda_min above lambda_max', T.TRAIN, train(6, 0, 1, { lambdaMinPpm: 600_000, lambdaMaxPpm: 500_000 }), 'error BAD_ARG', error('BAD_ARG'));
+  ask('count 0', T.TRAIN, train(6, 0, 0), 'error BAD_ARG', error('BAD_ARG', 64));
+  ask('a sample past the held ones', T.TRAIN, train(6, 1, 2), 'error BAD_SAMPLE', error('BAD_SAMPLE', 2));
+  ask("step 5 again still answers with step 5's records", T.TRAIN, train(5, 0, 1), 'train duplicate=true steps_applied=1 weights=same', () => ({ records_of: 'step 5' }));
+  ask('step 6 was never used up', T.TRAIN, train(6, 1, 1), 'train duplicate=false records=1 steps_applied=2 weights=changed');
+  return out;
 }
 
 function cborBlock(name: string, b: Uint8Array, error?: string): Block {
@@ -392,6 +494,10 @@ export function renderVectors(): Record<string, string> {
   return {
     'messages.vec': file(`One valid frame per block: every request and response of SPEC §3, ERROR, EVENT, LOG and NAK (${msgTypeName(MsgType.HELLO)} … ${msgTypeName(MsgType.ERROR)}).`, messages()),
     'invalid.vec': file('Frames a receiver must reject; `error` is the defect, `device` what a board does about it.', invalidFrames()),
+    'device.vec': file(
+      'Requests fed in order to a live device (one fresh device per `scenario`, `model` loaded before its block); `device` is what it must answer, `answer` the exact frame where the body is fixed.',
+      deviceScenarios(),
+    ),
     'cbor.vec': file('CBOR items of the SPEC §2 subset (valid) and items a decoder must reject (error).', cborItems()),
     'crc32.vec': file('CRC-32 (IEEE 802.3) of byte strings.', crcItems()),
     'cobs.vec': file('COBS encodings (no trailing delimiter) of byte strings.', cobsItems()),

@@ -1,7 +1,9 @@
 // The shared vectors of protocol/vectors/ through the TypeScript codec: each
 // valid frame decodes to its header, body and diagnostic form and re-encodes
-// byte for byte; each invalid one is rejected with its named defect; and the
-// files are exactly what the generator writes.
+// byte for byte; each invalid one is rejected with its named defect; each
+// request fed to a live device (device.vec) is a valid request whose named
+// answer decodes to what the block says; and the files are exactly what the
+// generator writes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +16,11 @@ import {
   cobsEncode,
   crc32,
   decodeMessage,
+  decodeTrainRecords,
   encodeFrame,
+  encodeRequest,
+  errorCodeName,
+  MsgType,
   type CborEncodable,
 } from '../../protocol/src/index.js';
 import { VECTORS_DIR, renderVectors } from '../../protocol/vectors/generate.js';
@@ -90,6 +96,62 @@ describe('shared vectors', () => {
   it.each(invalid.map((b) => [b.name!, b] as const))('invalid frame: %s', (_name, b) => {
     expect(b.valid).toBe('false');
     expect(rejection(() => decodeMessage(unhex(b.wire!)))).toBe(b.error);
+  });
+
+  const device = readVec('device.vec');
+  it('cover the exactly-once cases on a live device', () => {
+    const scenarios = new Set(device.map((b) => b.scenario));
+    for (const s of ['labels checked against the live model', 'samples sent before the model', 'trainable and bias_only', 'duplicates carry their own records', 'refused TRAINs change nothing'])
+      expect(scenarios.has(s), s).toBe(true);
+    const said = device.map((b) => b.device);
+    for (const d of ['error BAD_SAMPLE', 'error BAD_ARG']) expect(said).toContain(d);
+    expect(said.some((d) => /^train duplicate=true records=0 /.test(d!))).toBe(true);
+    expect(device.some((b) => b.records_of !== undefined)).toBe(true);
+  });
+
+  it.each(device.map((b) => [b.name!, b] as const))('device: %s', (_name, b) => {
+    const m = decodeMessage(unhex(b.wire!));
+    expect(m.direction).toBe('request');
+    expect(m.frame.seq).toBe(Number(b.seq));
+    expect(hex(m.frame.body)).toBe(b.body);
+    expect(cborDiag(cborDecode(m.frame.body))).toBe(b.diag);
+    expect(hex(encodeFrame(m.frame))).toBe(b.wire);
+    const [what, ...rest] = b.device!.split(' ');
+    if (b.answer) {
+      const a = decodeMessage(unhex(b.answer));
+      expect(a.direction).toBe('response');
+      expect(a.frame.seq).toBe(m.frame.seq);
+      if (what === 'error') {
+        expect(a.frame.type).toBe(MsgType.ERROR);
+        expect(a.values.name).toBe(rest[0]);
+        expect(errorCodeName(Number(a.values.code))).toBe(rest[0]);
+      } else expect(a.frame.type).toBe(m.frame.type);
+    }
+    if (what === 'train') {
+      expect(m.frame.type).toBe(MsgType.TRAIN);
+      for (const t of rest) expect(t, b.device).toMatch(/^(duplicate=(true|false)|records=\d+|steps_applied=\d+|weights=(same|changed))$/);
+    } else expect(['ok', 'error']).toContain(what);
+    if (b.records_of !== undefined) {
+      // the block whose records a duplicate carries: an earlier, applied TRAIN of the same scenario
+      const i = device.indexOf(b);
+      const src = device.slice(0, i).find((o) => o.name === b.records_of && o.scenario === b.scenario);
+      expect(src, b.records_of).toBeDefined();
+      expect(src!.device).toMatch(/^train duplicate=false records=[1-9]/);
+      expect(decodeMessage(unhex(src!.wire!)).values.stepId).toBe(m.values.stepId);
+    }
+  });
+
+  it('a TRAIN request keeps trainable 0 (no layer) apart from an absent trainable (every layer)', () => {
+    const base = { stepId: 1, index: 0, count: 1, lrPpm: 10_000 };
+    expect(decodeMessage(encodeFrame({ ver: 1, type: MsgType.TRAIN, seq: 1, flags: 0, body: encodeRequest(MsgType.TRAIN, { ...base, trainable: 0 }) })).values.trainable).toBe(0);
+    expect('trainable' in decodeMessage(encodeFrame({ ver: 1, type: MsgType.TRAIN, seq: 1, flags: 0, body: encodeRequest(MsgType.TRAIN, { ...base, trainable: undefined }) })).values).toBe(false);
+  });
+
+  it('a TRAIN response with a fault decodes its records and the engine status', () => {
+    const b = messages.find((v) => v.name === 'train response (an engine fault after one step)')!;
+    const m = decodeMessage(unhex(b.wire!));
+    expect(m.values.fault).toBe(8);
+    expect(decodeTrainRecords(m.values.records)).toHaveLength(1);
   });
 
   it.each(readVec('cbor.vec').map((b) => [b.name!, b] as const))('cbor: %s', (_name, b) => {

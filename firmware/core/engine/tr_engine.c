@@ -59,6 +59,12 @@ static void fill_info(const tr_model_desc *m, tr_model_info *info)
     info->infer_bytes = m->infer_bytes;
     info->train_bytes = m->train_bytes;
     info->forward_macs = tr_model_forward_macs(m);
+    info->param_layers = 0u;
+    for (uint32_t i = 0; i < m->n_layers && i < 32u; i++) {
+        if (tr_layer_has_params(&m->layers[i])) {
+            info->param_layers |= 1u << i;
+        }
+    }
 }
 
 tr_status tr_engine_check_desc(tr_model_desc *m, const uint8_t *weights, size_t wlen,

@@ -18,6 +18,7 @@ typedef struct {
     uint32_t infer_bytes;    /* arena bytes needed for inference */
     uint32_t train_bytes;    /* arena bytes needed for training (>= infer_bytes) */
     uint64_t forward_macs;   /* multiply-accumulates of one forward pass */
+    uint32_t param_layers;   /* bit i: layer i (i < 32) has weights and a bias (can train) */
 } tr_model_info;
 
 /* Train options (bit flags of tr_train_params.options). */

@@ -59,7 +59,7 @@ typedef struct {
     uint8_t *staging;            /* blob_max */
     uint8_t *granules;           /* TR_DEVICE_BITMAP_BYTES(blob_max) */
     uint8_t *arena;              /* arena_bytes, 8-byte aligned */
-    tr_train_record *records;    /* max_train: records of the last TRAIN */
+    tr_train_record *records;    /* max_train: records of the TRAIN applied last */
 } tr_device_mem;
 
 /* The port as the dispatcher sees it (see board/tr_board.h). */
@@ -102,7 +102,12 @@ typedef struct {
     uint32_t last_step_id;     /* highest applied */
     uint8_t have_steps;
     uint64_t step_bits;        /* bit k: step last_step_id - (k + 1) applied */
-    uint32_t last_records;     /* records of the last applied TRAIN */
+    /* the TRAIN applied last (not always the highest id): its records are
+     * mem.records[0 .. records_count), its answer is replayed to a duplicate */
+    uint8_t have_records;
+    uint32_t records_step_id;
+    uint32_t records_count;
+    uint32_t records_fault;    /* engine status that stopped it early, 0 if none */
     uint32_t arena_peak;
     uint64_t counter_total;
     uint32_t samples_held;

@@ -204,7 +204,9 @@ tr_status tr_handle_model_commit(tr_device *d, const tr_body *req, tr_reply *rep
         d->have_steps = 0;
         d->last_step_id = 0;
         d->step_bits = 0;
-        d->last_records = 0;
+        d->have_records = 0;
+        d->records_count = 0;
+        d->records_fault = 0;
         d->arena_peak = (uint32_t)tr_engine_arena_peak(e);
     }
     s = tr_device_weights_sha(d, wsha, &wbytes);

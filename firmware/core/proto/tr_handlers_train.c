@@ -10,9 +10,6 @@ tr_status tr_handle_samples(tr_device *d, const tr_body *req, tr_reply *rep)
     const uint8_t *labels, *data;
     size_t nl, nd;
 
-    (void)d;
-    (void)req;
-
     if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &sb) != TR_OK ||
         tr_body_bytes(req, 3, &labels, &nl) != TR_OK || tr_body_bytes(req, 4, &data, &nd) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
@@ -32,6 +29,14 @@ tr_status tr_handle_samples(tr_device *d, const tr_body *req, tr_reply *rep)
     if ((uint64_t)nl * sb != nd) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
     }
+#ifdef TR_WITH_ENGINE
+    /* The whole batch or nothing: a label the live model cannot learn is refused at once. */
+    for (i = 0; d->engine != NULL && i < (uint32_t)nl; i++) {
+        if (labels[i] >= d->model.classes) {
+            return tr_reply_error_detail(rep, TR_E_BAD_SAMPLE, index + i);
+        }
+    }
+#endif
     for (i = 0; i < (uint32_t)nl; i++) {
         uint32_t id = index + i;
         uint32_t slot = id % d->cfg.sample_slots;
@@ -54,20 +59,25 @@ tr_status tr_handle_samples(tr_device *d, const tr_body *req, tr_reply *rep)
 }
 
 #ifdef TR_WITH_ENGINE
-/* The held sample with number id, or NULL (with the reply set). */
+/* TRAIN options (SPEC 0x31 key 9): QAS, stochastic rounding, plain int8 SGD. */
+#define TRAIN_OPTIONS (TR_TRAIN_QAS | TR_TRAIN_STOCHASTIC | TR_TRAIN_SGD)
+
+/* The held sample with number id that the live model can use (its size, a
+ * label below classes), or NULL. Samples stay held across a MODEL load, so a
+ * sample sent before it may not fit the model now. */
 static const uint8_t *held_sample(tr_device *d, uint32_t id, uint8_t *label)
 {
     uint32_t slot = id % d->cfg.sample_slots;
     const tr_sample_meta *m = &d->mem.sample_meta[slot];
 
-    if (!m->held || m->id != id || m->len != d->model.input_bytes) {
+    if (!m->held || m->id != id || m->len != d->model.input_bytes || m->label >= d->model.classes) {
         return NULL;
     }
     *label = m->label;
     return d->mem.samples + (size_t)slot * d->cfg.sample_bytes_max;
 }
 
-/* Checks that count samples from index are all held. */
+/* Checks that count samples from index are all held and usable. */
 static tr_status check_held(tr_device *d, uint32_t index, uint32_t count, tr_reply *rep, int *ok)
 {
     uint32_t i;
@@ -84,6 +94,24 @@ static tr_status check_held(tr_device *d, uint32_t index, uint32_t count, tr_rep
     }
     *ok = 1;
     return TR_OK;
+}
+
+/* TRAIN's layer masks (SPEC 0x31 keys 7, 8) as the engine takes them, or 0
+ * (BAD_ARG) when a bit names a layer without parameters or nothing would
+ * train. Absent trainable: every layer; present, 0 is no layer (the engine
+ * reads 0 as all, so it gets the bias-only layers then). */
+static int train_layers(const tr_device *d, const tr_body *req, tr_train_params *p)
+{
+    uint32_t params = d->model.param_layers;
+    int has_trainable = (req->present & (1u << 7)) != 0u;
+
+    if ((p->trainable & ~params) != 0u || (p->bias_only & ~params) != 0u) {
+        return 0;
+    }
+    if (has_trainable && p->trainable == 0u) {
+        p->trainable = p->bias_only;
+    }
+    return (has_trainable ? (p->trainable | p->bias_only) : params) != 0u;
 }
 
 static uint32_t clamp32(uint64_t v)
@@ -109,12 +137,15 @@ static tr_status write_records(tr_device *d, tr_cbor_writer *w, uint32_t n)
     return w->status;
 }
 
+/* The answer of a TRAIN: with_records carries the held records (and the
+ * fault that stopped them, if any), which are step_id's own. */
 static tr_status train_reply(tr_device *d, tr_reply *rep, uint32_t step_id, int duplicate,
-                             uint32_t records)
+                             int with_records)
 {
     tr_cbor_writer *w = &rep->w;
+    int fault = with_records && d->records_fault != 0u;
 
-    tr_cbor_write_map(w, 4);
+    tr_cbor_write_map(w, fault ? 5u : 4u);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, step_id);
     tr_cbor_write_uint(w, 2);
@@ -122,7 +153,12 @@ static tr_status train_reply(tr_device *d, tr_reply *rep, uint32_t step_id, int 
     tr_cbor_write_uint(w, 3);
     tr_cbor_write_uint(w, d->steps_applied);
     tr_cbor_write_uint(w, 4);
-    return write_records(d, w, records);
+    write_records(d, w, with_records ? d->records_count : 0u);
+    if (fault) {
+        tr_cbor_write_uint(w, 5);
+        tr_cbor_write_uint(w, d->records_fault);
+    }
+    return w->status;
 }
 #endif
 
@@ -149,25 +185,33 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
         return tr_reply_error(rep, TR_E_BAD_BODY);
     }
     if (p.lr_ppm > TR_TRAIN_LR_MAX_PPM || p.lambda_min_ppm > p.lambda_max_ppm ||
-        p.lambda_max_ppm > 1000000u) {
+        p.lambda_max_ppm > 1000000u || (p.options & ~TRAIN_OPTIONS) != 0u) {
         return tr_reply_error(rep, TR_E_BAD_ARG);
     }
     if (d->engine == NULL) {
         return tr_reply_error(rep, TR_E_NO_MODEL);
     }
-    /* Exactly once: the highest id and a bitmap of the 64 ids below it. */
+    if (!train_layers(d, req, &p)) {
+        return tr_reply_error_detail(rep, TR_E_BAD_ARG, d->model.param_layers);
+    }
+    /* Exactly once: the highest id and a bitmap of the 64 ids below it. A
+     * duplicate gets its own records when it is the TRAIN applied last (a
+     * retransmit always is), else none: never another step's. */
     if (d->have_steps) {
-        if (step_id == d->last_step_id) {
-            return train_reply(d, rep, step_id, 1, d->last_records);
-        }
+        int seen = step_id == d->last_step_id;
+
         if (step_id < d->last_step_id) {
             uint32_t back = d->last_step_id - step_id;
 
-            if (back > 64u || (d->step_bits & ((uint64_t)1 << (back - 1u))) != 0u) {
-                return train_reply(d, rep, step_id, 1, 0);
-            }
+            seen = back > 64u || (d->step_bits & ((uint64_t)1 << (back - 1u))) != 0u;
+        }
+        if (seen) {
+            return train_reply(d, rep, step_id, 1,
+                               d->have_records && d->records_step_id == step_id);
         }
     }
+    /* Everything that can be refused is checked before the first step: an
+     * ERROR answer means nothing was applied and the step id is still free. */
     s = check_held(d, index, count, rep, &ok);
     if (!ok) {
         return s;
@@ -187,6 +231,10 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
     } else {
         d->step_bits |= (uint64_t)1 << (d->last_step_id - step_id - 1u);
     }
+    d->have_records = 1;
+    d->records_step_id = step_id;
+    d->records_count = 0;
+    d->records_fault = 0;
     for (i = 0; i < count; i++) {
         tr_step_result r;
         tr_train_record *rec = &d->mem.records[i];
@@ -200,8 +248,10 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
         s = tr_engine_train(d->engine, x, label, &p, &r);
         dt = d->port.counter() - t0;
         if (s != TR_OK) {
-            d->last_records = i;
-            return tr_reply_error_detail(rep, TR_E_INTERNAL, (uint32_t)s);
+            /* Not refusable up front (an engine defect): the steps before it
+             * stay applied, so this is a TRAIN answer with a fault, not an ERROR. */
+            d->records_fault = (uint32_t)s;
+            break;
         }
         peak = tr_engine_arena_peak(d->engine);
         if (peak > d->arena_peak) {
@@ -215,9 +265,9 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
             (uint32_t)((uint64_t)r.channels_updated * 1000000u / r.channels_total) : 0u;
         rec->correct = r.correct != 0u;
         rec->peak_ram = (uint32_t)peak;
+        d->records_count = i + 1u;
     }
-    d->last_records = count;
-    return train_reply(d, rep, step_id, 0, count);
+    return train_reply(d, rep, step_id, 0, 1);
 #else
     return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
 #endif

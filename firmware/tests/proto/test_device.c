@@ -27,8 +27,17 @@
 static uint64_t fake_clock;
 static int resets;
 
+/* When set, the reading with this number takes the engine away (an engine
+ * failure inside a TRAIN, which validation cannot cause). */
+static int fail_at_reading;
+static tr_engine *taken_engine;
+
 static uint64_t counter(void)
 {
+    if (fail_at_reading > 0 && --fail_at_reading == 0) {
+        taken_engine = dev.engine;
+        dev.engine = NULL;
+    }
     return fake_clock += 1000u;   /* each reading 1000 units later */
 }
 
@@ -129,11 +138,11 @@ static uint8_t model_blob[BLOB_MAX];
 static uint8_t weights0[BLOB_MAX];
 static tr_model_desc desc;
 
-static size_t make_model(void)
+static size_t make_model_classes(uint32_t classes)
 {
     tr_shape in = {8, 8, 1};
 
-    if (tr_zoo_desc("mlp", in, 4, &desc) != TR_OK || tr_model_plan(&desc, tr_engine_state_bytes()) != TR_OK ||
+    if (tr_zoo_desc("mlp", in, classes, &desc) != TR_OK || tr_model_plan(&desc, tr_engine_state_bytes()) != TR_OK ||
         tr_model_init_weights(&desc, 7, weights0, desc.weights_bytes) != TR_OK) {
         return 0;
     }
@@ -171,6 +180,11 @@ static int upload(uint8_t base, const uint8_t *blob, size_t n, tr_frame *r, tr_b
     body_begin(1);
     kv_b(1, sha, 32);
     return request((uint8_t)(base + 2), req_buf, req.len, r, rb);
+}
+
+static size_t make_model(void)
+{
+    return make_model_classes(4);
 }
 
 static void test_link(void)
@@ -470,6 +484,173 @@ static void test_model_and_training(void)
           "step 10 applies again on the new model");
 }
 
+/* The device state an ERROR answer must leave as it was. */
+typedef struct {
+    uint8_t sha[32];
+    uint32_t steps_applied, last_step_id, samples_held;
+    uint64_t step_bits;
+    uint8_t have_steps;
+} train_state;
+
+static void train_state_get(train_state *t)
+{
+    uint32_t wb;
+
+    memset(t, 0, sizeof *t);
+    CHECK(tr_device_weights_sha(&dev, t->sha, &wb) == TR_OK, "weights hash");
+    t->steps_applied = dev.steps_applied;
+    t->last_step_id = dev.last_step_id;
+    t->samples_held = dev.samples_held;
+    t->step_bits = dev.step_bits;
+    t->have_steps = dev.have_steps;
+}
+
+static void train_body(uint32_t step_id, uint32_t index, uint32_t count, int trainable, int bias_only)
+{
+    body_begin(4u + (trainable >= 0) + (bias_only >= 0));
+    kv_u(1, step_id);
+    kv_u(2, index);
+    kv_u(3, count);
+    kv_u(4, 20000);
+    if (trainable >= 0) {
+        kv_u(7, (uint32_t)trainable);
+    }
+    if (bias_only >= 0) {
+        kv_u(8, (uint32_t)bias_only);
+    }
+}
+
+static size_t records_of(const tr_body *b)
+{
+    tr_cbor_reader rd;
+    size_t n = 0;
+
+    tr_cbor_reader_init(&rd, b->buf, b->len);
+    rd.pos = b->off[4];
+    return tr_cbor_read_array(&rd, &n) == TR_OK ? n : (size_t)-1;
+}
+
+/* An ERROR TRAIN applies nothing and leaves its step id free; labels are
+ * checked against the live model; trainable 0 names no layer; a duplicate
+ * answers with its own records (or none), a TRAIN that fails mid-way with a
+ * fault, not an ERROR. */
+static void test_exactly_once(void)
+{
+    tr_frame r;
+    tr_body b;
+    train_state t0, t1;
+    uint32_t v = 0;
+    static uint8_t batch[4 * 64];
+    uint8_t labels[4] = {0, 1, 2, 3}, bad[2] = {1, 4};
+    uint8_t sha_bias[32], sha_bias2[32], sha_all[32], first[MAX_FRAME];
+    size_t blob_len, first_len, i;
+
+    /* A 4-class model and four samples; a batch with label 4 is refused whole. */
+    blob_len = make_model_classes(4);
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "4-class model");
+    for (i = 0; i < sizeof batch; i++) {
+        batch[i] = (uint8_t)(i * 13u + 5u);
+    }
+    body_begin(4);
+    kv_u(1, 0);
+    kv_u(2, 64);
+    kv_b(3, labels, 4);
+    kv_b(4, batch, sizeof batch);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && r.type == TR_MSG_SAMPLES, "samples 0-3");
+    train_state_get(&t0);
+    body_begin(4);
+    kv_u(1, 8);
+    kv_u(2, 64);
+    kv_b(3, bad, 2);
+    kv_b(4, batch, 2 * 64);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v == 9, "label 4 of 4 classes: BAD_SAMPLE naming sample 9");
+    CHECK(dev.samples_held == t0.samples_held && !dev.mem.sample_meta[8].held && !dev.mem.sample_meta[9].held,
+          "the batch was not stored, not even its good first sample");
+
+    /* A 2-class model: samples 2 and 3 are held but their labels no longer fit. */
+    blob_len = make_model_classes(2);
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "2-class model");
+    train_state_get(&t0);
+    train_body(7, 0, 4, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v == 2, "TRAIN over a label the model cannot learn: BAD_SAMPLE 2");
+    train_state_get(&t1);
+    CHECK(memcmp(&t0, &t1, sizeof t0) == 0, "the ERROR TRAIN left weights, steps and step-id memory as they were");
+    body_begin(2);
+    kv_u(1, 0);
+    kv_u(2, 4);
+    CHECK(request(TR_MSG_EVAL, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12, "EVAL over it: BAD_SAMPLE");
+    train_body(7, 0, 1, 0, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && err_code(&r, &b) == 13 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v == 0x6u, "trainable 0: BAD_ARG, detail the layers with parameters");
+    train_body(7, 0, 1, 0x1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && err_code(&r, &b) == 13, "trainable names the flatten layer: BAD_ARG");
+    train_state_get(&t1);
+    CHECK(memcmp(&t0, &t1, sizeof t0) == 0, "refused TRAINs changed nothing");
+    train_body(7, 0, 2, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN && records_of(&b) == 2 &&
+              tr_body_u32(&b, 3, &v) == TR_OK && v == 2, "step 7 was still free: applied over the samples that fit");
+
+    /* trainable 0 with bias_only: only those biases; the same as naming them in both. */
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "reload");
+    train_body(1, 0, 2, 0, 0x4);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN, "trainable 0, bias_only layer 2");
+    train_state_get(&t1);
+    memcpy(sha_bias, t1.sha, 32);
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "reload");
+    train_state_get(&t0);
+    train_body(1, 0, 2, 0x4, 0x4);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN, "trainable and bias_only layer 2");
+    train_state_get(&t1);
+    memcpy(sha_bias2, t1.sha, 32);
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "reload");
+    train_body(1, 0, 2, -1, 0);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN, "every layer (bias_only 0)");
+    train_state_get(&t1);
+    memcpy(sha_all, t1.sha, 32);
+    CHECK(memcmp(sha_bias, t0.sha, 32) != 0, "the bias of layer 2 trained");
+    CHECK(memcmp(sha_bias, sha_bias2, 32) == 0, "trainable 0 + bias_only {2} trains what {2} + {2} trains");
+    CHECK(memcmp(sha_bias, sha_all, 32) != 0, "and not what every layer trains");
+
+    /* Duplicates: 10, 12, late 11; 11 again has 11's records, 12 again none. */
+    train_body(10, 0, 2, -1, -1);
+    request(TR_MSG_TRAIN, req_buf, req.len, &r, &b);
+    train_body(12, 0, 1, -1, -1);
+    request(TR_MSG_TRAIN, req_buf, req.len, &r, &b);
+    train_body(11, 1, 1, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && records_of(&b) == 1, "late step 11 applied");
+    first_len = r.body_len;
+    memcpy(first, r.body, first_len);
+    train_state_get(&t0);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.body_len == first_len &&
+              memcmp(r.body + 5, first + 5, first_len - 5) == 0 && r.body[4] == 0xF5 && first[4] == 0xF4,
+          "step 11 again: duplicate, its own records");
+    train_body(12, 0, 1, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && records_of(&b) == 0, "step 12 again: no records, not step 11's");
+    train_body(10, 0, 2, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && records_of(&b) == 0, "step 10 again: no records");
+    train_state_get(&t1);
+    CHECK(memcmp(&t0, &t1, sizeof t0) == 0, "duplicates applied nothing");
+
+    /* An engine failure before the second step: the first stays applied and
+     * is reported with a fault (not an ERROR); its retry replays that answer. */
+    train_state_get(&t0);
+    fail_at_reading = 3;   /* readings: before step 1, after it, before step 2 */
+    train_body(20, 0, 2, -1, -1);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN && records_of(&b) == 1 &&
+              tr_body_u32(&b, 5, &v) == TR_OK && v == (uint32_t)TR_ERR_STATE, "fault mid-TRAIN: one record and the fault");
+    dev.engine = taken_engine;
+    CHECK(tr_body_u32(&b, 3, &v) == TR_OK && v == t0.steps_applied + 1u && dev.steps_applied == v,
+          "the step before the fault counts");
+    first_len = r.body_len;
+    memcpy(first, r.body, first_len);
+    CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.body_len == first_len &&
+              memcmp(r.body + 5, first + 5, first_len - 5) == 0 && tr_body_u32(&b, 5, &v) == TR_OK,
+          "its retry: duplicate with the same record and fault, nothing applied");
+    CHECK(dev.steps_applied == t0.steps_applied + 1u, "still one step");
+}
+
 int main(void)
 {
     tr_device_config cfg;
@@ -492,6 +673,7 @@ int main(void)
           "EVENT BOOT at start");
     test_link();
     test_model_and_training();
+    test_exactly_once();
     CHECK(request(TR_MSG_RESET, NULL, 0, &f, &b) && f.type == TR_MSG_RESET && resets == 1, "RESET via the port");
     TEST_DONE("test_device");
 }

@@ -4,6 +4,10 @@
  *   for byte, body rendered in CBOR diagnostic notation and compared with
  *   `diag:`; an invalid frame is fed to a device, which must drop it with a NAK
  *   or answer the ERROR code the vector names;
+ * - device.vec: each scenario's requests fed in order to one live device (the
+ *   model a block names loaded first): the answer the block names, byte for
+ *   byte where it gives `answer:`; an ERROR leaves every piece of state as it
+ *   was (samples, weights, steps applied, step-id memory), as does a duplicate;
  * - CBOR items (cbor.vec): a valid item passes the strict subset check, renders
  *   as `diag:` and re-encodes canonically to `hex:`; an invalid one is refused
  *   (TRUNCATED as TR_ERR_TRUNCATED, every other defect as TR_ERR_FORMAT);
@@ -19,14 +23,20 @@
 #include "proto/tr_crc32.h"
 #include "proto/tr_device.h"
 #include "proto/tr_frame.h"
+#include "proto/tr_handlers.h"
 #include "proto/tr_proto.h"
+#include "crypto/tr_sha256.h"
+#include "engine/tr_engine_desc.h"
+#include "model/tr_zoo.h"
+#include "../../ports/host/trainer_model.h"
 #include "proto_test.h"
 
-/* A device for the invalid frames: no model is needed to refuse them. */
+/* The device of the invalid frames (no model needed to refuse them) and of
+ * device.vec (protocol/vectors/README.md: 4 sample slots, max_train 64). */
 #define MAX_FRAME 2048u
 #define SLOTS 4u
 #define SAMPLE_MAX 256u
-#define BLOB_MAX 4096u
+#define BLOB_MAX 8192u
 #define ARENA (16u * 1024u)
 #include "device_fixture.h"
 
@@ -333,6 +343,317 @@ static void check_device(const char *what, const uint8_t *wire, size_t n, const 
     CHECK(strncmp(want, "error ", 6) == 0 && f.type == TR_MSG_ERROR && code == code_of(want + 6), what);
 }
 
+/* ---- device.vec: scenarios on a live device ---- */
+
+static char g_scenario[256];
+static uint16_t g_setup_seq;
+static int g_device_steps;
+
+/* Records (the CBOR of TRAIN key 4) of each answered TRAIN of the scenario, by block name. */
+#define MAX_KEPT 32
+static struct {
+    char name[160];
+    uint8_t cbor[MAX_FRAME];
+    size_t len;
+} g_kept[MAX_KEPT];
+static int g_nkept;
+
+/* Everything a refused request or a duplicate must leave as it was. */
+typedef struct {
+    uint8_t weights_sha[32];
+    uint8_t model_sha[32];
+    uint8_t have_model;
+    uint32_t steps_applied, last_step_id, records_step_id, records_count, records_fault;
+    uint8_t have_steps, have_records;
+    uint64_t step_bits;
+    uint32_t samples_held;
+    uint8_t meta_sha[32], samples_sha[32];
+} dev_state;
+
+static void snapshot(dev_state *st)
+{
+    uint32_t wb = 0;
+
+    memset(st, 0, sizeof *st);
+    if (dev.have_model) {
+        (void)tr_device_weights_sha(&dev, st->weights_sha, &wb);
+    }
+    memcpy(st->model_sha, dev.model_sha, 32);
+    st->have_model = dev.have_model;
+    st->steps_applied = dev.steps_applied;
+    st->last_step_id = dev.last_step_id;
+    st->have_steps = dev.have_steps;
+    st->step_bits = dev.step_bits;
+    st->have_records = dev.have_records;
+    st->records_step_id = dev.records_step_id;
+    st->records_count = dev.records_count;
+    st->records_fault = dev.records_fault;
+    st->samples_held = dev.samples_held;
+    tr_sha256((const uint8_t *)meta, sizeof meta, st->meta_sha);
+    tr_sha256(samples, sizeof samples, st->samples_sha);
+}
+
+/* Feeds one request; *resp is the device's answer to seq (device-initiated frames skipped). */
+static int exchange(const uint8_t *wire, size_t n, uint16_t seq, tr_frame *resp, uint8_t *raw)
+{
+    tr_frame_rx rx;
+    size_t pos = 0, used;
+    tr_frame_event ev;
+    int found = 0;
+
+    sent_len = 0;
+    tr_device_feed(&dev, wire, n);
+    while (pos < sent_len) {
+        tr_frame_rx_init(&rx, raw, MAX_FRAME);
+        ev = TR_FRAME_NONE;
+        while (pos < sent_len && ev == TR_FRAME_NONE) {
+            tr_frame_feed(&rx, sent + pos, sent_len - pos, &used, &ev);
+            pos += used;
+        }
+        if (ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, resp) == TR_OK &&
+            (resp->flags & TR_FRAME_FLAG_RESP) != 0u && resp->seq == seq) {
+            found = 1;
+            break;
+        }
+    }
+    sent_len = 0;
+    return found;
+}
+
+/* One request of the reader's own (model upload), answered with its type. */
+static int setup_request(uint8_t type, const uint8_t *body, size_t len)
+{
+    static uint8_t w[TR_FRAME_WIRE_MAX(MAX_FRAME)], raw[MAX_FRAME];
+    tr_frame f = {1, type, 0, 0, body, len}, r;
+    size_t wl;
+
+    f.seq = ++g_setup_seq;
+    if (tr_frame_encode(&f, w, sizeof w, &wl) != TR_OK) {
+        return 0;
+    }
+    return exchange(w, wl, f.seq, &r, raw) && r.type == type;
+}
+
+/* `model: NAME HxWxC CLASSES SEED`: built from the zoo, uploaded in 1 KiB chunks. */
+static int load_model(const char *what, const char *spec)
+{
+    static uint8_t weights[BLOB_MAX], blob[BLOB_MAX], body[MAX_FRAME];
+    static tr_model_desc desc;
+    char zoo[32];
+    unsigned h, w, c, classes, seed;
+    tr_shape in;
+    uint8_t sha[32];
+    size_t n, off;
+    tr_cbor_writer wr;
+
+    if (sscanf(spec, "%31s %ux%ux%u %u %u", zoo, &h, &w, &c, &classes, &seed) != 6) {
+        printf("  %s: cannot read model '%s'\n", what, spec);
+        return 0;
+    }
+    in.h = h;
+    in.w = w;
+    in.c = c;
+    if (tr_zoo_desc(zoo, in, classes, &desc) != TR_OK || tr_model_plan(&desc, tr_engine_state_bytes()) != TR_OK ||
+        tr_model_init_weights(&desc, seed, weights, desc.weights_bytes) != TR_OK) {
+        return 0;
+    }
+    n = tr_trainer_encode_model(&desc, weights, desc.weights_bytes, zoo, seed, blob, sizeof blob);
+    if (n == 0u) {
+        return 0;
+    }
+    tr_sha256(blob, n, sha);
+    tr_cbor_writer_init(&wr, body, sizeof body);
+    tr_cbor_write_map(&wr, 2);
+    tr_cbor_write_uint(&wr, 1);
+    tr_cbor_write_uint(&wr, n);
+    tr_cbor_write_uint(&wr, 2);
+    tr_cbor_write_bytes(&wr, sha, 32);
+    if (!setup_request(TR_MSG_MODEL_BEGIN, body, wr.len)) {
+        return 0;
+    }
+    for (off = 0; off < n; off += 1024u) {
+        tr_cbor_writer_init(&wr, body, sizeof body);
+        tr_cbor_write_map(&wr, 2);
+        tr_cbor_write_uint(&wr, 1);
+        tr_cbor_write_uint(&wr, off);
+        tr_cbor_write_uint(&wr, 2);
+        tr_cbor_write_bytes(&wr, blob + off, n - off < 1024u ? n - off : 1024u);
+        if (!setup_request(TR_MSG_MODEL_CHUNK, body, wr.len)) {
+            return 0;
+        }
+    }
+    tr_cbor_writer_init(&wr, body, sizeof body);
+    tr_cbor_write_map(&wr, 1);
+    tr_cbor_write_uint(&wr, 1);
+    tr_cbor_write_bytes(&wr, sha, 32);
+    return setup_request(TR_MSG_MODEL_COMMIT, body, wr.len);
+}
+
+static uint64_t vec_clock;
+static uint64_t vec_counter(void)
+{
+    return vec_clock += 100u;
+}
+
+static void fresh_device(const char *what)
+{
+    tr_device_config cfg;
+    tr_device_mem mem;
+    tr_device_port port;
+
+    fixture_setup(&cfg, &mem);
+    memset(&port, 0, sizeof port);
+    port.tx = cap_tx;
+    port.counter = vec_counter;
+    port.info.board = "vector-board";
+    port.info.counter = "ns";
+    port.boot_id = 1;
+    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, what);
+    sent_len = 0;
+    g_setup_seq = 30000u;
+    g_nkept = 0;
+}
+
+/* The value of `key=` in a `device: train ...` line, or NULL. */
+static const char *token(const char *line, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    const char *p = line;
+
+    while ((p = strstr(p, key)) != NULL) {
+        if ((p == line || p[-1] == ' ') && p[kl] == '=') {
+            size_t n = strcspn(p + kl + 1, " ");
+            if (n >= cap) {
+                n = cap - 1u;
+            }
+            memcpy(out, p + kl + 1, n);
+            out[n] = '\0';
+            return out;
+        }
+        p += kl;
+    }
+    return NULL;
+}
+
+static void check_device_step(const char *what, const uint8_t *wire, size_t n, const tr_frame *req)
+{
+    static uint8_t raw[MAX_FRAME], want[MAX_FRAME + 64], again[TR_FRAME_WIRE_MAX(MAX_FRAME)];
+    const char *scenario = get("scenario"), *model = get("model"), *device = get("device"), *ans = get("answer");
+    dev_state before, after;
+    tr_frame r;
+    tr_body b;
+    int ok;
+
+    CHECK(device != NULL, what);
+    if (device == NULL) {
+        return;
+    }
+    g_device_steps++;
+    if (strcmp(scenario, g_scenario) != 0) {
+        snprintf(g_scenario, sizeof g_scenario, "%s", scenario);
+        fresh_device(what);
+    }
+    if (model != NULL) {
+        CHECK(load_model(what, model), what);
+    }
+    snapshot(&before);
+    ok = exchange(wire, n, req->seq, &r, raw);
+    CHECK(ok, what);
+    if (!ok) {
+        printf("  %s: no answer\n", what);
+        return;
+    }
+    snapshot(&after);
+    if (ans != NULL) {
+        size_t an = unhex(ans, want, sizeof want, &ok), wl = 0;
+
+        CHECK(ok && tr_frame_encode(&r, again, sizeof again, &wl) == TR_OK && wl == an &&
+                  memcmp(again, want, an) == 0, what);
+        if (!(ok && wl == an && memcmp(again, want, an) == 0)) {
+            printf("  %s: answer differs (type 0x%02x)\n", what, r.type);
+        }
+    }
+    if (strncmp(device, "error ", 6) == 0) {
+        uint32_t code = 0;
+
+        CHECK(r.type == TR_MSG_ERROR && tr_body_parse(&b, r.body, r.body_len) == TR_OK &&
+                  tr_body_u32(&b, 1, &code) == TR_OK && code == code_of(device + 6), what);
+        CHECK(memcmp(&before, &after, sizeof before) == 0, what); /* an ERROR changed nothing */
+        if (memcmp(&before, &after, sizeof before) != 0) {
+            printf("  %s: an ERROR answer changed the device's state\n", what);
+        }
+    } else if (strcmp(device, "ok") == 0) {
+        CHECK(r.type == req->type, what);
+    } else if (strncmp(device, "train", 5) == 0) {
+        char v[64];
+        const char *of = get("records_of");
+        uint32_t applied = 0;
+        int dup = -1;
+        size_t nrec = 0, start, end;
+        tr_cbor_reader rd;
+
+        CHECK(r.type == TR_MSG_TRAIN && tr_body_parse(&b, r.body, r.body_len) == TR_OK, what);
+        if (r.type != TR_MSG_TRAIN || tr_body_parse(&b, r.body, r.body_len) != TR_OK) {
+            printf("  %s: answered type 0x%02x\n", what, r.type);
+            return;
+        }
+        tr_cbor_reader_init(&rd, b.buf, b.len);
+        rd.pos = b.off[2];
+        CHECK(tr_cbor_read_bool(&rd, &dup) == TR_OK, what);
+        rd.pos = start = b.off[4];
+        CHECK(tr_cbor_read_array(&rd, &nrec) == TR_OK, what);
+        rd.pos = start;
+        tr_cbor_skip(&rd);
+        end = rd.pos;
+        CHECK(tr_body_u32(&b, 3, &applied) == TR_OK, what);
+        CHECK((b.present & (1u << 5)) == 0u, what); /* no engine fault */
+        if (token(device, "duplicate", v, sizeof v) != NULL) {
+            CHECK(dup == (strcmp(v, "true") == 0), what);
+        }
+        if (token(device, "records", v, sizeof v) != NULL) {
+            CHECK(nrec == strtoul(v, NULL, 10), what);
+            if (nrec != strtoul(v, NULL, 10)) {
+                printf("  %s: %u records, want %s\n", what, (unsigned)nrec, v);
+            }
+        }
+        if (token(device, "steps_applied", v, sizeof v) != NULL) {
+            CHECK(applied == strtoul(v, NULL, 10) && applied == dev.steps_applied, what);
+        }
+        if (token(device, "weights", v, sizeof v) != NULL) {
+            int same = memcmp(before.weights_sha, after.weights_sha, 32) == 0;
+            CHECK(strcmp(v, "same") == 0 ? same : !same, what);
+        }
+        if (dup == 1) {
+            CHECK(memcmp(&before, &after, sizeof before) == 0, what); /* a duplicate changed nothing */
+        }
+        if (of != NULL) {
+            int i, found = 0;
+
+            for (i = 0; i < g_nkept; i++) {
+                if (strcmp(g_kept[i].name, of) == 0) {
+                    found = 1;
+                    CHECK(g_kept[i].len == end - start && memcmp(g_kept[i].cbor, b.buf + start, end - start) == 0,
+                          what);
+                    if (!(g_kept[i].len == end - start && memcmp(g_kept[i].cbor, b.buf + start, end - start) == 0)) {
+                        printf("  %s: records are not those of '%s'\n", what, of);
+                    }
+                }
+            }
+            CHECK(found, what);
+            CHECK(nrec > 0u, what);
+        }
+        if (g_nkept < MAX_KEPT && end - start <= sizeof g_kept[0].cbor) {
+            snprintf(g_kept[g_nkept].name, sizeof g_kept[0].name, "%s", get("name"));
+            memcpy(g_kept[g_nkept].cbor, b.buf + start, end - start);
+            g_kept[g_nkept].len = end - start;
+            g_nkept++;
+        }
+    } else {
+        printf("  %s: unknown device expectation '%s'\n", what, device);
+        CHECK(0, what);
+    }
+}
+
 static int is_bad_vector(void)
 {
     const char *v = get("valid");
@@ -440,6 +761,9 @@ static void check_block(const char *file)
         }
         CHECK(strcmp(dg, v) == 0, what);
     }
+    if (get("scenario") != NULL) {
+        check_device_step(what, wire, n, &f);
+    }
 }
 
 static void run_file(const char *dir, const char *file)
@@ -516,8 +840,9 @@ int main(int argc, char **argv)
         }
         closedir(d);
     }
-    printf("test_vectors: %d files, %d frames, %d CBOR items, %d CRC-32, %d COBS\n", files, g_vectors,
-           g_cbor, g_crc, g_cobs);
-    CHECK(g_vectors > 0 && g_cbor > 0 && g_crc > 0 && g_cobs > 0, "every kind of vector was read");
+    printf("test_vectors: %d files, %d frames (%d fed to a live device), %d CBOR items, %d CRC-32, %d COBS\n",
+           files, g_vectors, g_device_steps, g_cbor, g_crc, g_cobs);
+    CHECK(g_vectors > 0 && g_device_steps > 0 && g_cbor > 0 && g_crc > 0 && g_cobs > 0,
+          "every kind of vector was read");
     TEST_DONE("test_vectors");
 }
