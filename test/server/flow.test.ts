@@ -117,7 +117,9 @@ describe.runIf(twinBuilt())('daemon over host twins', () => {
     expect(snap.body).toMatchObject({ device: 'twin-0', model: 'cnn', sha256: trained.result.weightsSha256, tags: ['baseline'] });
     expect(snap.body.step).toBeGreaterThanOrEqual(300);
     expect(snap.body.accuracy).toBe(baseAccuracy);
-    const blob = await app.inject({ method: 'GET', url: `/v1/snapshots/${snap.body.id}/weights` });
+    // the weights are the lab's work: a token is needed even where other reads are open
+    expect((await app.inject({ method: 'GET', url: `/v1/snapshots/${snap.body.id}/weights` })).statusCode).toBe(401);
+    const blob = await app.inject({ method: 'GET', url: `/v1/snapshots/${snap.body.id}/weights`, headers: auth() });
     expect(blob.statusCode).toBe(200);
     expect(crypto.createHash('sha256').update(blob.rawPayload).digest('hex')).toBe(snap.body.sha256);
     expect(blob.rawPayload.length).toBe(snap.body.bytes);
