@@ -6,6 +6,7 @@
 // default 30 s, checked here through HELLO's watchdog_ms.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,6 @@ import {
   type WeightsInfo,
 } from '../../protocol/src/index.js';
 import { closeSerial, openSerial, writeRaw } from '../helpers/serial.js';
-import { tempDir } from '../server/helpers.js';
 import { TRAIN_BIN } from '../../tools/proc/paths.js';
 import { QEMU_CLASSES, RigProcess, requireBoardFirmware, type RigDevice } from '../../tools/proc/rig.js';
 
@@ -65,7 +65,7 @@ describe('QEMU boards idle past their watchdog period', () => {
   beforeAll(async () => {
     requireBoardFirmware();
     if (!fs.existsSync(TRAIN_BIN)) throw new Error(`${TRAIN_BIN} is missing: run \`make -C firmware\` first`);
-    dir = tempDir('tinyrig-wdog-');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-wdog-'));
     rig = new RigProcess(dir, { m0plus: 1, m4: 1, m7: 1 }, ['--watchdog-ms', String(WATCHDOG_MS), '--hang-timeout-ms', '20000']);
     devices = await rig.start();
   }, 90_000);
@@ -93,6 +93,7 @@ describe('QEMU boards idle past their watchdog period', () => {
         expect(hello.watchdogMs, `${d.id}: the rig's period is the board's`).toBe(WATCHDOG_MS);
         const session = await BoardSession.open(port);
         session.on('event', (e: DeviceEvent) => events.push(`${d.id}: ${e.kindName} ${e.text ?? ''}`));
+        expect(session.hello.bootId, `${d.id}: reset before the idle\n${rig.log}`).toBe(Number(hello.bootId));
         const info = await session.loadModel(model);
         const labels = Uint8Array.of(0, 1, 2, 3);
         const data = Uint8Array.from({ length: 4 * info.inputBytes }, (_, i) => (i * 37) & 0xff);
@@ -111,7 +112,7 @@ describe('QEMU boards idle past their watchdog period', () => {
       const port = ports[n];
       const session = await BoardSession.open(port);
       session.on('event', (e: DeviceEvent) => events.push(`${d.id}: ${e.kindName} ${e.text ?? ''}`));
-      expect(session.hello.bootId, `${d.id}: boot id after ${IDLE_MS} ms idle`).toBe(before[n].bootId);
+      expect(session.hello.bootId, `${d.id}: boot id after ${IDLE_MS} ms idle\n${rig.log}`).toBe(before[n].bootId);
       const weights = await session.weightsInfo();
       expect(weights, `${d.id}: model and weights after ${IDLE_MS} ms idle`).toEqual(before[n].weights);
       const st = await session.stats();

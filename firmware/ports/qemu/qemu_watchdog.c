@@ -25,12 +25,14 @@
 
 static volatile int g_idle;              /* the main loop sleeps in tr_qemu_idle_wait */
 static volatile uint32_t g_idle_expiries;
+static uint32_t g_load;
 
 void tr_qemu_watchdog_start(uint32_t timeout_ms)
 {
+    g_load = timeout_ms * WDOG_TICKS_PER_MS;
     WDOG_LOCK = WDOG_UNLOCK_KEY;
     WDOG_INTCLR = 1u;
-    WDOG_LOAD = timeout_ms * WDOG_TICKS_PER_MS; /* a LOAD write also restarts a stopped counter */
+    WDOG_LOAD = g_load; /* a LOAD write also restarts a stopped counter */
     WDOG_CONTROL = WDOG_INTEN;
     WDOG_LOCK = 0u;
 }
@@ -68,7 +70,12 @@ int tr_qemu_watchdog_idle_expiry(void)
     if (!g_idle || !tr_qemu_watchdog_fired()) {
         return 0;
     }
-    tr_qemu_watchdog_feed();
+    /* LOAD too: a host that starves QEMU past two periods while the board
+     * sleeps lets both expiries land before this runs, which stops the counter */
+    WDOG_LOCK = WDOG_UNLOCK_KEY;
+    WDOG_INTCLR = 1u;
+    WDOG_LOAD = g_load;
+    WDOG_LOCK = 0u;
     g_idle_expiries++;
     return 1;
 }
