@@ -7,6 +7,7 @@ import type { DeviceRegistry } from './devices/registry.js';
 import type { EnergyService } from './energy/index.js';
 import type { JobRunner } from './jobs/runner.js';
 import type { MetricsRegistry } from './metrics.js';
+import type { ModelCatalog } from './models/catalog.js';
 import type { ModelZoo } from './models/zoo.js';
 import type { Store } from './store/store.js';
 
@@ -26,6 +27,7 @@ export interface Rig {
   jobs: JobRunner;
   energy: EnergyService;
   zoo: ModelZoo;
+  models: ModelCatalog;
   datasets: Datasets;
   metrics: RigMetrics;
 }

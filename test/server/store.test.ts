@@ -46,7 +46,7 @@ describe('store', () => {
     expect(store.getJob(running.id)).toMatchObject({ state: 'failed', error: { code: 'TR_DAEMON_RESTARTED' } });
     expect(store.getJob(done.id)).toMatchObject({ state: 'succeeded', result: { ok: 1 } });
     expect(fs.readdirSync(path.join(dir, 'blobs'))).toEqual([]);
-    expect(store.schemaVersion).toBe(3);
+    expect(store.schemaVersion).toBe(4);
     store.close();
   });
 

@@ -21,6 +21,7 @@
 #include "quant/tr_quant.h"
 #include "train/tr_schedule.h"
 #include "trainer_model.h"
+#include "trainer_plan.h"
 
 static void usage(void)
 {
@@ -28,6 +29,10 @@ static void usage(void)
             "usage:\n"
             "  tinyrig-train zoo [--json]\n"
             "  tinyrig-train build --model NAME --seed S [--input HxWxC] [--classes K] --out FILE\n"
+            "  tinyrig-train build --spec FILE --seed S [--name NAME] --out FILE\n"
+            "                       FILE: a model blob (FORMAT.md) whose weights are empty;\n"
+            "                       seeded initial weights; the plan as JSON on stdout\n"
+            "  tinyrig-train plan --in FILE       check a model blob, print its plan as JSON\n"
             "  tinyrig-train train --model NAME --seed S --epochs E [options]\n"
             "  tinyrig-train memory --model NAME [--input HxWxC] [--classes K] [--json]\n"
             "options of train:\n"
@@ -55,7 +60,7 @@ static void usage(void)
 }
 
 typedef struct {
-    const char *model, *in, *out, *data;
+    const char *model, *in, *out, *data, *spec, *name;
     uint32_t seed, epochs, pretrain_epochs, train_count, test_count, classes;
     tr_shape input;
     int has_input, has_classes;
@@ -110,6 +115,10 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->model = v;
         } else if (ARG("--in")) {
             o->in = v;
+        } else if (ARG("--spec")) {
+            o->spec = v;
+        } else if (ARG("--name")) {
+            o->name = v;
         } else if (ARG("--out")) {
             o->out = v;
         } else if (ARG("--data")) {
@@ -308,8 +317,15 @@ static int cmd_build(const opts *o)
     size_t len;
     uint8_t *blob;
     char hm[65], hw[65];
+    if (o->spec != NULL && o->out != NULL) {
+        size_t n;
+        uint8_t *spec = read_file(o->spec, &n);
+        int rc = spec != NULL ? tr_trainer_cmd_build_spec(spec, n, o->seed, o->name, o->out) : 1;
+        free(spec);
+        return rc;
+    }
     if (o->out == NULL || tr_zoo_find(o->model) == NULL) {
-        fprintf(stderr, "build needs --model (a zoo name) and --out\n");
+        fprintf(stderr, "build needs --model (a zoo name) or --spec FILE, and --out\n");
         return 2;
     }
     shape_defaults(o, &in, &classes);
@@ -695,6 +711,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "memory") == 0) {
         return cmd_memory(&o);
+    }
+    if (strcmp(argv[1], "plan") == 0 && o.in != NULL) {
+        size_t n;
+        uint8_t *blob = read_file(o.in, &n);
+        int rc = blob != NULL ? tr_trainer_cmd_plan(blob, n) : 1;
+        free(blob);
+        return rc;
     }
     usage();
     return 2;

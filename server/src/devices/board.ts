@@ -265,6 +265,11 @@ export class Board extends EventEmitter {
     if (this.lease) this.lease.owner = owner;
   }
 
+  /** The link's own counters (frames and bytes each way, retransmits), or null while there is no link. */
+  linkCounters(): BoardLink['counters'] | null {
+    return this.link ? { ...this.link.counters } : null;
+  }
+
   /** Runs `fn` alone on the link: commands from different callers never interleave. */
   run<T>(what: string, fn: (link: BoardLink) => Promise<T>): Promise<T> {
     const next = this.queue.then(async () => {

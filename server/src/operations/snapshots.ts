@@ -6,7 +6,8 @@ import { sha256Hex } from '../store/blobs.js';
 import type { Board } from '../devices/board.js';
 import { Errors } from '../errors.js';
 import type { Rig } from '../rig.js';
-import type { SnapshotRow } from '../store/store.js';
+import type { ModelRow, SnapshotRow } from '../store/store.js';
+import { fitOf, helloLimits } from '../models/catalog.js';
 
 export interface RollbackOutcome {
   deviceId: string;
@@ -100,7 +101,7 @@ export async function rollbackBoard(rig: Rig, board: Board, snap: SnapshotRow): 
   return { deviceId: board.id, snapshotId: snap.id, before, sha256: info.sha256, verified: true, modelReloaded };
 }
 
-/** Deploys a fresh seeded zoo model, or a stored snapshot (its model, then its weights, verified). */
+/** Deploys a model of the catalog (a zoo model freshly seeded, or a user's), or a stored snapshot (its model, then its weights, verified). */
 export async function deployModel(
   rig: Rig,
   board: Board,
@@ -114,17 +115,38 @@ export async function deployModel(
     const out = await rollbackBoard(rig, board, snap);
     return { deviceId: board.id, model: modelView(board), snapshotId: snap.id, weightsSha256: out.sha256, verified: true };
   }
-  if (!req.model) throw Errors.BAD_REQUEST('give a zoo model name (model, seed) or a snapshotId');
-  const { row, blob } = await rig.zoo.build({ model: req.model, seed: req.seed ?? 1, input: req.input, classes: req.classes });
-  if (board.hello && blob.length > board.hello.blobMax) {
-    throw Errors.BAD_REQUEST(`model ${row.name} is ${blob.length} bytes; device ${board.id} stages at most ${board.hello.blobMax}`);
+  if (!req.model) throw Errors.BAD_REQUEST('give a model name or hash (model, seed) or a snapshotId');
+  const user = rig.models.deployable(req.model);
+  let row: ModelRow;
+  let blob: Buffer;
+  if (user) {
+    if (req.input !== undefined || req.classes !== undefined) {
+      throw Errors.BAD_REQUEST(`model ${user.name} has its own input and classes; input and classes apply to zoo models`);
+    }
+    if (req.seed !== undefined && req.seed !== user.row.seed) {
+      throw Errors.BAD_REQUEST(`model ${user.name} was initialised with seed ${user.row.seed}; define it again (POST /v1/models) for another seed`);
+    }
+    ({ row, blob } = user);
+  } else {
+    ({ row, blob } = await rig.zoo.build({ model: req.model, seed: req.seed ?? 1, input: req.input, classes: req.classes }));
+  }
+  // checked against what the board said in HELLO before any byte is sent
+  const plan = user?.plan ?? (await rig.models.planBlob(blob));
+  const limits = helloLimits(board);
+  const fit = limits ? fitOf(plan, limits) : { fits: true, reasons: [] };
+  if (!fit.fits) {
+    throw Errors.MODEL_TOO_LARGE(`model ${row.name} does not fit device ${board.id}: ${fit.reasons.join('; ')}`, {
+      reasons: fit.reasons,
+      trainBytes: plan.train_bytes,
+      bytes: plan.bytes,
+    });
   }
   const info = await board.run('load model', (l) => l.loadModel(blob));
   board.modelLoaded({ sha256: row.sha256, name: row.name, ...info });
   if (row.weightsBytes === null || row.inputBytes !== info.inputBytes) {
     rig.store.putModel({ ...row, weightsBytes: info.weightsBytes, inputBytes: info.inputBytes, classes: info.classes });
   }
-  return { deviceId: board.id, model: modelView(board), seed: req.seed ?? 1, weightsSha256: info.weightsSha256 };
+  return { deviceId: board.id, model: modelView(board), seed: row.seed ?? req.seed ?? 1, weightsSha256: info.weightsSha256 };
 }
 
 export function modelView(board: Board): Record<string, unknown> | null {

@@ -254,12 +254,12 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: mutating(rig),
       schema: {
         tags: ['devices'],
-        summary: 'Deploy a zoo model with a fresh seeded init, or a stored snapshot (its model and weights, verified)',
+        summary: 'Deploy a model (a zoo model with a fresh seeded init, or one you defined; 422 when it does not fit the board, before any byte is sent), or a stored snapshot (its model and weights, verified)',
         params: DeviceParams,
         body: Type.Union([
           Type.Object(
             {
-              model: Type.String({ description: 'zoo model name, e.g. cnn' }),
+              model: Type.String({ description: 'a model of GET /v1/models, by name or blob hash: cnn, or one you defined' }),
               seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
               input: Type.Optional(Type.Tuple([Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 })])),
               classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 255 })),

@@ -80,4 +80,12 @@ export const migrations: string[] = [
   `
   ALTER TABLE jobs ADD COLUMN actor TEXT;
   `,
+  // 4: models defined by users: where a model came from, its plan, the JSON it was built from, who added it
+  `
+  ALTER TABLE models ADD COLUMN source TEXT NOT NULL DEFAULT 'zoo';
+  ALTER TABLE models ADD COLUMN plan TEXT;
+  ALTER TABLE models ADD COLUMN spec TEXT;
+  ALTER TABLE models ADD COLUMN actor TEXT;
+  CREATE INDEX models_name ON models(name, source);
+  `,
 ];

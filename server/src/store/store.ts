@@ -73,6 +73,13 @@ export interface ModelRow {
   inputBytes: number | null;
   classes: number | null;
   createdAt: string;
+  /** 'zoo': built from the engine's zoo; 'user': defined through POST /v1/models. */
+  source?: 'zoo' | 'user';
+  /** The engine's plan (tinyrig-train plan), for user models. */
+  plan?: unknown;
+  /** The JSON network it was built from, when it was given as JSON. */
+  spec?: unknown;
+  actor?: string | null;
 }
 
 export interface DeviceStateRow {
@@ -119,7 +126,10 @@ function stepFromRow(r: unknown): StepRow {
   return { ...o, correct: o.correct === 1 } as StepRow;
 }
 
-const modelFromRow = (r: unknown): ModelRow => camel(r as Record<string, unknown>) as unknown as ModelRow;
+function modelFromRow(r: unknown): ModelRow {
+  const o = camel(r as Record<string, unknown>);
+  return { ...o, plan: parse(o.plan), spec: parse(o.spec) } as unknown as ModelRow;
+}
 
 export class Store {
   readonly db: Database.Database;
@@ -303,8 +313,46 @@ export class Store {
   }
 
   findModel(name: string, seed: number): ModelRow | null {
-    const r = this.db.prepare(`SELECT * FROM models WHERE name = ? AND seed = ? ORDER BY created_at DESC LIMIT 1`).get(name, seed);
+    const r = this.db
+      .prepare(`SELECT * FROM models WHERE name = ? AND seed = ? AND source = 'zoo' ORDER BY created_at DESC LIMIT 1`)
+      .get(name, seed);
     return r ? modelFromRow(r) : null;
+  }
+
+  /** A model a user defined; its blob must already be in the blob store. */
+  putUserModel(row: Omit<ModelRow, 'createdAt' | 'source'>): ModelRow {
+    this.db
+      .prepare(
+        `INSERT INTO models (sha256, name, seed, bytes, weights_bytes, input_bytes, classes, created_at, source, plan, spec, actor)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'user', ?, ?, ?)`,
+      )
+      .run(
+        row.sha256, row.name, row.seed, row.bytes, row.weightsBytes, row.inputBytes, row.classes, now(),
+        JSON.stringify(row.plan ?? null), row.spec === undefined ? null : JSON.stringify(row.spec), row.actor ?? null,
+      );
+    return this.getModel(row.sha256)!;
+  }
+
+  userModelByName(name: string): ModelRow | null {
+    const r = this.db.prepare(`SELECT * FROM models WHERE name = ? AND source = 'user' ORDER BY created_at DESC LIMIT 1`).get(name);
+    return r ? modelFromRow(r) : null;
+  }
+
+  listUserModels(): ModelRow[] {
+    return this.db.prepare(`SELECT * FROM models WHERE source = 'user' ORDER BY created_at DESC`).all().map(modelFromRow);
+  }
+
+  /** Snapshots taken of a model (it may not be deleted while there are any). */
+  countSnapshotsOfModel(sha256: string): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM snapshots WHERE model_sha256 = ?`).get(sha256) as { n: number }).n;
+  }
+
+  deleteModel(sha256: string): boolean {
+    const del = this.db.prepare(`DELETE FROM models WHERE sha256 = ?`).run(sha256);
+    // the blob stays while a snapshot's weights happen to share its hash (they never do: a model blob holds more)
+    const still = this.db.prepare(`SELECT 1 FROM snapshots WHERE sha256 = ? LIMIT 1`).get(sha256);
+    if (del.changes > 0 && !still) fs.rmSync(this.blobs.pathOf(sha256), { force: true });
+    return del.changes > 0;
   }
 
   // ---- snapshots

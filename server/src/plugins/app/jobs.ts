@@ -25,6 +25,7 @@ export default fp(
       jobs,
       energy: fastify.energy,
       zoo: fastify.zoo,
+      models: fastify.models,
       datasets: fastify.datasets,
       metrics: fastify.metrics,
     };

@@ -1,9 +1,11 @@
-// Services without I/O of their own at start: metrics, energy, datasets, model zoo.
+// Services without I/O of their own at start: metrics, energy, datasets, model zoo and catalog.
+import path from 'node:path';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { Datasets } from '../../datasets/index.js';
 import { EnergyService } from '../../energy/index.js';
 import { MetricsRegistry } from '../../metrics.js';
+import { ModelCatalog } from '../../models/catalog.js';
 import { ModelZoo } from '../../models/zoo.js';
 import type { RigMetrics } from '../../rig.js';
 
@@ -13,6 +15,7 @@ declare module 'fastify' {
     energy: EnergyService;
     datasets: Datasets;
     zoo: ModelZoo;
+    models: ModelCatalog;
   }
 }
 
@@ -32,8 +35,10 @@ export default fp(
     };
     fastify.decorate('metrics', metrics);
     fastify.decorate('energy', new EnergyService(fastify.config.boardsFile, (fastify.log as unknown as Logger).child({ module: 'energy' })));
-    fastify.decorate('datasets', new Datasets(fastify.config.datasetDir));
-    fastify.decorate('zoo', new ModelZoo(fastify.config.modelTool, fastify.store));
+    fastify.decorate('datasets', new Datasets(fastify.config.datasetDir, path.join(fastify.config.varDir, 'datasets')));
+    const zoo = new ModelZoo(fastify.config.modelTool, fastify.store);
+    fastify.decorate('zoo', zoo);
+    fastify.decorate('models', new ModelCatalog(fastify.config.modelTool, fastify.store, zoo, fastify.config.boardsFile));
   },
   { name: 'services', dependencies: ['config', 'store'] },
 );
