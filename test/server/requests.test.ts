@@ -62,6 +62,22 @@ describe.runIf(twinBuilt())('requests over a host twin', () => {
     expect(await jobsOnBoard()).toBe(before);
   });
 
+  it('trains the layers named, and refuses layer lists that train nothing or name a layer without weights', async () => {
+    const board = app.devices.get('b0');
+    const none = await post('/v1/devices/b0/train', { dataset: 'fashion-mnist', count: 4, trainableLayers: [] });
+    expect(none.status).toBe(400);
+    expect(none.body.code).toBe('TR_BAD_REQUEST');
+    // layer 1 of the CNN is a max pool: the board refuses the TRAIN whole, nothing applied
+    const stats = await board.run('stats', (l) => l.stats());
+    const pool = await post('/v1/devices/b0/train?wait=true', { dataset: 'fashion-mnist', count: 4, trainableLayers: [1] });
+    expect(pool.body.state).toBe('failed');
+    expect(pool.body.error.code).toBe('TR_BAD_REQUEST');
+    expect((await board.run('stats', (l) => l.stats())).stepsApplied).toBe(stats.stepsApplied);
+    const last = await post('/v1/devices/b0/train?wait=true', { dataset: 'fashion-mnist', count: 4, trainableLayers: [5, 6], biasOnlyLayers: [0] });
+    expect(last.body.state, JSON.stringify(last.body.error)).toBe('succeeded');
+    expect(last.body.result.steps).toBe(4);
+  });
+
   it('refuses samples whose label the model has no class for, sending nothing', async () => {
     const board = app.devices.get('b0');
     const held = [board.heldFrom, board.heldTo];

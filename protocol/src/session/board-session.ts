@@ -142,7 +142,13 @@ export class BoardSession extends RequestWindow implements BoardLink {
   /** One TRAIN (a barrier); retransmits are safe: the device deduplicates by stepId. */
   async train(req: TrainRequest): Promise<TrainResult> {
     const r = await this.request(MsgType.TRAIN, { ...req }, { barrier: true, timeoutMs: this.workTimeout(req.count) });
-    return { stepId: num(r.stepId), duplicate: r.duplicate === true, stepsApplied: num(r.stepsApplied), records: decodeTrainRecords(r.records) };
+    return {
+      stepId: num(r.stepId),
+      duplicate: r.duplicate === true,
+      stepsApplied: num(r.stepsApplied),
+      records: decodeTrainRecords(r.records),
+      ...(r.fault === undefined ? {} : { fault: num(r.fault) }),
+    };
   }
 
   async evaluate(index: number, count: number): Promise<EvalResult> {
@@ -209,6 +215,7 @@ export class BoardSession extends RequestWindow implements BoardLink {
       stackBytes: num(r.stackBytes),
       maxTrain: num(r.maxTrain),
       engine: r.engine === true,
+      watchdogMs: r.watchdogMs === undefined ? 0 : num(r.watchdogMs),
     };
     if (h.proto !== PROTO_VERSION) throw new ProtocolError('BAD_VERSION', `board speaks protocol ${h.proto}, host ${PROTO_VERSION}`);
     if (h.window < 1 || h.maxFrame < 64) throw new ProtocolError('BAD_BODY', `HELLO window ${h.window}, max_frame ${h.maxFrame}`);

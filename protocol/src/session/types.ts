@@ -20,6 +20,8 @@ export interface HelloInfo {
   stackBytes: number;
   maxTrain: number;
   engine: boolean;
+  /** Watchdog period in ms (0: the board reports none). */
+  watchdogMs: number;
 }
 
 export interface ModelInfo {
@@ -68,6 +70,8 @@ export interface TrainResult {
   duplicate: boolean;
   stepsApplied: number;
   records: TrainRecord[];
+  /** Set when the engine stopped the TRAIN early (its status); records are the steps applied (SPEC §0x31). */
+  fault?: number;
 }
 
 export interface EvalResult {

@@ -313,6 +313,9 @@ export class Board extends EventEmitter {
         const need = detail ? `: it needs ${detail} bytes of arena, the board has ${this.hello?.arenaBytes ?? '?'}` : '';
         return Errors.MODEL_TOO_LARGE(`device ${this.id} cannot hold the model${need} (${msg})`, { device: codeName, needBytes: detail ?? null });
       }
+      if (codeName === 'BAD_ARG') {
+        return Errors.BAD_REQUEST(`device ${this.id} refused an argument of ${what}: ${msg}`, { device: codeName, detail });
+      }
       if (codeName === 'BAD_SAMPLE') {
         return Errors.SAMPLE_INVALID(`device ${this.id} refused a sample during ${what}: ${msg}`, { device: codeName, detail });
       }

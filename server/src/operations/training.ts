@@ -105,6 +105,9 @@ export function checkTrainParams(rig: Rig, board: Board, p: TrainParams): { tota
   requireTrainable(board);
   if (p.sparse && p.sparse.lambdaMin > p.sparse.lambdaMax) throw Errors.BAD_REQUEST('sparse.lambdaMin must not exceed sparse.lambdaMax');
   if (p.dataset !== undefined && p.steps !== undefined) throw Errors.BAD_REQUEST('give either a dataset slice or steps, not both');
+  if (p.trainableLayers?.length === 0 && !p.biasOnlyLayers?.length) {
+    throw Errors.BAD_REQUEST('trainableLayers [] with no biasOnlyLayers trains nothing');
+  }
   const guard = resolveGuard(rig, p);
   if (guard) checkDatasetSlice(rig, board, guard, rig.config.maxGuardSamples, 'guard');
   if (p.dataset !== undefined) {
@@ -121,7 +124,7 @@ export function checkTrainParams(rig: Rig, board: Board, p: TrainParams): { tota
 /** One TRAIN over [index, index+count), its steps recorded; returns the records and the board's step total. */
 async function trainChunk(
   rig: Rig, board: Board, ctx: JobContext | null, p: TrainParams, index: number, count: number,
-): Promise<{ records: TrainRecord[]; stepsApplied: number; stepId: number }> {
+): Promise<{ records: TrainRecord[]; stepsApplied: number; stepId: number; fault?: number }> {
   const stepId = board.nextStepId++;
   const started = Date.now();
   const res = await board.run('train', (link) =>
@@ -173,7 +176,7 @@ async function trainChunk(
       });
     }
   }
-  return { records: res.records, stepsApplied: res.stepsApplied, stepId };
+  return { records: res.records, stepsApplied: res.stepsApplied, stepId, fault: res.fault };
 }
 
 /** Runs a training job on a board the caller holds the lease of. */
@@ -216,11 +219,18 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
   let stepsApplied: number | null = null;
   let lastStepId: number | null = null;
   const soFar = () => ({ deviceId: board.id, steps: done, stepsApplied, lastStepId, meanLoss: lossSum / Math.max(1, done) });
-  const ran = (out: { records: TrainRecord[]; stepsApplied: number; stepId: number }): TrainRecord[] => {
+  const ran = (out: { records: TrainRecord[]; stepsApplied: number; stepId: number; fault?: number }): TrainRecord[] => {
     stepsApplied = out.stepsApplied;
     lastStepId = out.stepId;
     account(out.records);
     ctx.checkpoint(soFar(), 1000);
+    if (out.fault !== undefined) {
+      // the engine stopped inside this TRAIN: the steps before the fault are applied (SPEC §0x31)
+      throw Errors.DEVICE_ERROR(
+        `device ${board.id} stopped TRAIN ${out.stepId} after ${out.records.length} steps: engine status ${out.fault}`,
+        { fault: out.fault },
+      );
+    }
     return out.records;
   };
   try {
