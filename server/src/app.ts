@@ -23,6 +23,7 @@ import jobRoutes from './routes/jobs.js';
 import snapshotRoutes from './routes/snapshots.js';
 import fleetRoutes from './routes/fleet.js';
 import catalogRoutes from './routes/catalog.js';
+import datasetRoutes from './routes/datasets.js';
 import modelRoutes from './routes/models.js';
 import metricsRoutes from './routes/metrics.js';
 
@@ -108,6 +109,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(snapshotRoutes, { prefix: '/v1' });
   await fastify.register(fleetRoutes, { prefix: '/v1' });
   await fastify.register(catalogRoutes, { prefix: '/v1' });
+  await fastify.register(datasetRoutes, { prefix: '/v1' });
   await fastify.register(modelRoutes, { prefix: '/v1' });
 };
 

@@ -71,6 +71,8 @@ export const Config = Type.Object({
   /** GET routes need a viewer token too (default: only mutating routes need one). */
   readsNeedToken: Type.Boolean(),
   bodyLimitBytes: Type.Integer({ minimum: 1024 }),
+  /** Largest dataset upload (multipart: every file part together); these stream to disk, not through bodyLimitBytes. */
+  uploadLimitBytes: Type.Integer({ minimum: 1024 }),
   /** Host header names the daemon answers (DNS rebinding guard); '*' answers any. */
   allowedHosts: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
   /** A client that has not sent its whole header block by then is answered 408 and cut off. */
@@ -137,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     tokensFile: env.TINYRIG_TOKENS_FILE ? path.resolve(env.TINYRIG_TOKENS_FILE) : undefined,
     readsNeedToken: envBool(env.TINYRIG_READS_NEED_TOKEN, false),
     bodyLimitBytes: envInt(env.TINYRIG_BODY_LIMIT, 16 * 1024 * 1024),
+    uploadLimitBytes: envInt(env.TINYRIG_UPLOAD_LIMIT, 1024 * 1024 * 1024),
     allowedHosts: allowedHosts(env.TINYRIG_ALLOWED_HOSTS, env.HOST ?? '127.0.0.1'),
     headersTimeoutMs: envInt(env.TINYRIG_HEADERS_TIMEOUT_MS, 10_000),
     bodyTimeoutMs: envInt(env.TINYRIG_BODY_TIMEOUT_MS, 60_000),

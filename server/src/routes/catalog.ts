@@ -1,5 +1,6 @@
 // /v1/datasets: what can be streamed (models: routes/models.ts).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { DatasetView } from './datasets.js';
 import { errorReplies } from './schemas.js';
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -8,17 +9,11 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['catalog'],
-        summary: 'Datasets that can be streamed by reference',
-        response: {
-          200: Type.Object({
-            datasets: Type.Array(
-              Type.Object({ name: Type.String(), description: Type.String(), classes: Type.Integer(), available: Type.Boolean() }),
-            ),
-          }),
-        },
+        summary: 'Datasets that can be streamed by reference: built-in and uploaded (routes/datasets.ts), with shapes and class counts per split',
+        response: { 200: Type.Object({ datasets: Type.Array(DatasetView) }), ...errorReplies },
       },
     },
-    async () => ({ datasets: fastify.datasets.describe() }),
+    async () => ({ datasets: fastify.datasets.list() }),
   );
 };
 

@@ -1,0 +1,162 @@
+// Uploaded datasets on disk: $TINYRIG_VAR/datasets/<sha256>/ holds train.x,
+// train.y, test.x, test.y and meta.json. A dataset is built in
+// datasets/.tmp/<random>/ and renamed into place only when complete, so a
+// listed dataset is always whole; .tmp is emptied at start. Samples are read
+// with positioned reads, never the whole file.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Errors } from '../errors.js';
+import type { Normalized, Split } from './ingest.js';
+
+export interface StoredDataset extends Normalized {
+  name: string;
+  format: string;
+  createdAt: string;
+  createdBy: string | null;
+  /** How it was uploaded: files, split rule, scaling. */
+  source: Record<string, unknown>;
+}
+
+export interface SampleSlice {
+  sampleBytes: number;
+  labels: Uint8Array;
+  data: Uint8Array;
+}
+
+const TMP = '.tmp';
+
+export class DatasetStore {
+  private index: Map<string, StoredDataset> | null = null;
+
+  constructor(readonly dir: string) {}
+
+  private load(): Map<string, StoredDataset> {
+    if (this.index) return this.index;
+    const index = new Map<string, StoredDataset>();
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // what an upload cut off by a crash left behind
+    fs.rmSync(path.join(this.dir, TMP), { recursive: true, force: true });
+    for (const entry of fs.readdirSync(this.dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !/^[0-9a-f]{64}$/.test(entry.name)) continue;
+      try {
+        const meta = JSON.parse(fs.readFileSync(path.join(this.dir, entry.name, 'meta.json'), 'utf8')) as StoredDataset;
+        if (meta.sha256 === entry.name && typeof meta.name === 'string') index.set(meta.name, meta);
+      } catch {
+        // a directory without readable meta.json is not a dataset
+      }
+    }
+    this.index = index;
+    return index;
+  }
+
+  list(): StoredDataset[] {
+    return [...this.load().values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): StoredDataset | undefined {
+    return this.load().get(name);
+  }
+
+  bySha(sha256: string): StoredDataset | undefined {
+    for (const d of this.load().values()) if (d.sha256 === sha256) return d;
+    return undefined;
+  }
+
+  /** A fresh scratch directory with an empty `out/` for one upload; remove it with discard(). */
+  scratch(): { work: string; out: string } {
+    this.load();
+    const work = path.join(this.dir, TMP, crypto.randomBytes(8).toString('hex'));
+    fs.mkdirSync(path.join(work, 'out'), { recursive: true, mode: 0o700 });
+    return { work, out: path.join(work, 'out') };
+  }
+
+  async discard(work: string): Promise<void> {
+    await fs.promises.rm(work, { recursive: true, force: true });
+  }
+
+  /**
+   * Puts a complete dataset in place (synchronously, so two uploads cannot
+   * both take a name). Same content already stored: answers that one.
+   */
+  commit(outDir: string, meta: StoredDataset, reserved: (name: string) => boolean): { dataset: StoredDataset; created: boolean } {
+    const index = this.load();
+    const same = this.bySha(meta.sha256);
+    if (same) return { dataset: same, created: false };
+    const taken = index.get(meta.name);
+    if (taken || reserved(meta.name)) {
+      throw Errors.DATASET_EXISTS(`dataset name '${meta.name}' is taken by other content${taken ? ` (sha256 ${taken.sha256.slice(0, 12)})` : ' (built in)'}`, {
+        name: meta.name,
+        sha256: taken?.sha256 ?? null,
+      });
+    }
+    fs.writeFileSync(path.join(outDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    fs.renameSync(outDir, path.join(this.dir, meta.sha256));
+    index.set(meta.name, meta);
+    return { dataset: meta, created: true };
+  }
+
+  /** Unlists the dataset at once, then removes its files. */
+  async remove(name: string): Promise<StoredDataset | undefined> {
+    const index = this.load();
+    const meta = index.get(name);
+    if (!meta) return undefined;
+    index.delete(name);
+    const gone = path.join(this.dir, TMP, `deleted-${crypto.randomBytes(8).toString('hex')}`);
+    fs.mkdirSync(path.dirname(gone), { recursive: true, mode: 0o700 });
+    fs.renameSync(path.join(this.dir, meta.sha256), gone);
+    await fs.promises.rm(gone, { recursive: true, force: true });
+    return meta;
+  }
+
+  /** Samples [offset, offset+count) of a split, read from disk. */
+  slice(meta: StoredDataset, split: Split, offset: number, count: number): SampleSlice {
+    return this.read(meta, split, [[offset, count]], count);
+  }
+
+  /** The samples at `indices`, in that order; consecutive indices are read as one run. */
+  gather(meta: StoredDataset, split: Split, indices: number[]): SampleSlice {
+    const runs: [number, number][] = [];
+    for (const i of indices) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === i) last[1]++;
+      else runs.push([i, 1]);
+    }
+    return this.read(meta, split, runs, indices.length);
+  }
+
+  private read(meta: StoredDataset, split: Split, runs: [number, number][], total: number): SampleSlice {
+    const sb = meta.sampleBytes;
+    const data = new Uint8Array(total * sb);
+    const labels = new Uint8Array(total);
+    const base = path.join(this.dir, meta.sha256, split);
+    let xfd: number | undefined;
+    let yfd: number | undefined;
+    try {
+      xfd = fs.openSync(`${base}.x`, 'r');
+      yfd = fs.openSync(`${base}.y`, 'r');
+      let at = 0;
+      for (const [offset, count] of runs) {
+        readFully(xfd, data, at * sb, count * sb, offset * sb);
+        readFully(yfd, labels, at, count, offset);
+        at += count;
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw Errors.DATASET_NOT_FOUND(`dataset '${meta.name}' was deleted`);
+      throw e;
+    } finally {
+      if (xfd !== undefined) fs.closeSync(xfd);
+      if (yfd !== undefined) fs.closeSync(yfd);
+    }
+    return { sampleBytes: sb, labels, data };
+  }
+}
+
+function readFully(fd: number, into: Uint8Array, at: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, into, at + done, length - done, position + done);
+    if (n === 0) throw new Error(`dataset file ends early (position ${position + done})`);
+    done += n;
+  }
+}
