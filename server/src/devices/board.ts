@@ -69,6 +69,7 @@ export class Board extends EventEmitter {
   /** Sample numbers [heldFrom, heldTo) sent since the model was loaded; the ring keeps the last sampleSlots. */
   heldFrom = 0;
   heldTo = 0;
+  private readonly heldLabels = new Map<number, number>();
   /** Next TRAIN step id: above anything the board has applied. */
   nextStepId = 1;
   /** Last evaluation of the weights the board holds now, if any. */
@@ -332,6 +333,7 @@ export class Board extends EventEmitter {
   modelLoaded(model: BoardModel): void {
     this.model = model;
     this.heldFrom = this.heldTo = 0;
+    this.heldLabels.clear();
     this.lastEval = null;
     this.persistState();
   }
@@ -341,11 +343,26 @@ export class Board extends EventEmitter {
     if (this.lastEval && this.lastEval.weightsSha256 !== sha256) this.lastEval = null;
   }
 
-  samplesSent(index: number, count: number): void {
+  /**
+   * Records a batch the board stored as sample numbers [index, index+count)
+   * (with their labels, for evaluating the ring per class); returns the
+   * numbers it pushed out of the ring.
+   */
+  samplesSent(index: number, count: number, labels?: Uint8Array): { from: number; to: number } | null {
     const slots = this.hello?.sampleSlots ?? count;
+    const before = { from: this.heldFrom, to: this.heldTo };
     if (index !== this.heldTo) this.heldFrom = index;
     this.heldTo = index + count;
     this.heldFrom = Math.max(this.heldFrom, this.heldTo - slots);
+    if (labels) for (let i = 0; i < count; i++) this.heldLabels.set(index + i, labels[i]);
+    for (const n of this.heldLabels.keys()) if (n < this.heldFrom || n >= this.heldTo) this.heldLabels.delete(n);
+    const lostTo = Math.min(before.to, this.heldFrom);
+    return lostTo > before.from ? { from: before.from, to: lostTo } : null;
+  }
+
+  /** The label sent with held sample number n, when the daemon sent it. */
+  heldLabel(n: number): number | undefined {
+    return this.heldLabels.get(n);
   }
 
   async refreshStats(): Promise<DeviceStats> {

@@ -41,8 +41,17 @@ export function checkSliceFits(board: Board, slice: SampleSlice, what = 'samples
  * Returns the first sample number used. `onBatch` reports samples sent so far.
  */
 export async function sendSlice(board: Board, slice: SampleSlice, onBatch?: (sent: number) => void): Promise<number> {
+  return (await streamSlice(board, slice, onBatch)).first;
+}
+
+/** sendSlice, also saying which sample numbers the batch pushed out of the ring. */
+export async function streamSlice(
+  board: Board,
+  slice: SampleSlice,
+  onBatch?: (sent: number) => void,
+): Promise<{ first: number; overwritten: { from: number; to: number } | null }> {
   const count = slice.labels.length;
-  if (count === 0) return board.heldTo;
+  if (count === 0) return { first: board.heldTo, overwritten: null };
   checkSampleSize(board, slice.sampleBytes);
   const perFrame = samplesPerFrame(board, slice.sampleBytes);
   const window = Math.max(1, board.hello?.window ?? 1);
@@ -67,6 +76,6 @@ export async function sendSlice(board: Board, slice: SampleSlice, onBatch?: (sen
     };
     await Promise.all(Array.from({ length: Math.min(window, Math.ceil(count / perFrame)) }, worker));
   });
-  board.samplesSent(first, count);
-  return first;
+  const overwritten = board.samplesSent(first, count, slice.labels);
+  return { first, overwritten };
 }

@@ -25,6 +25,19 @@ export interface TrainRequest {
   offset?: number;
   count?: number;
   steps?: number;
+  /** Passes over the dataset slice, each in a seeded shuffled order (default 1, in slice order). */
+  epochs?: number;
+  /** Shuffle each epoch's order (default: when epochs is given); seeded by seed. */
+  shuffle?: boolean;
+  seed?: number;
+  schedule?: 'constant' | 'step' | 'cosine';
+  /** cosine: the rate it ends at (default 0). */
+  lrMin?: number;
+  /** step: multiply the rate by gamma (default 0.1) every stepEvery steps (default: one epoch). */
+  stepEvery?: number;
+  gamma?: number;
+  /** Held sample numbers [from, to) that {steps} trains over (default: the newest `steps` held). */
+  range?: { from: number; to: number };
   lr?: number;
   sparse?: { lambdaMin: number; lambdaMax: number };
   trainableLayers?: number[];
@@ -45,6 +58,42 @@ export type TrainParams = TrainRequest & { lr: number };
  * QAS rescales raw int8 gradients and takes a larger one.
  */
 export const DEFAULT_LR = { standardized: 0.002, qas: 0.005 } as const;
+/** Steps a scheduled rate stays constant for (TRAINs are cut at these boundaries). */
+export const LR_BLOCK = 16;
+
+/** The rate at step t (of total) under the request's schedule, evaluated at the start of t's block. */
+export function scheduledLr(p: TrainParams, t: number, total: number, epochSteps: number): number {
+  const b = Math.floor(Math.max(0, t) / LR_BLOCK) * LR_BLOCK;
+  switch (p.schedule ?? 'constant') {
+    case 'cosine': {
+      const lrMin = p.lrMin ?? 0;
+      return Math.max(LR_MIN, lrMin + ((p.lr - lrMin) * (1 + Math.cos((Math.PI * b) / Math.max(1, total)))) / 2);
+    }
+    case 'step':
+      return Math.max(LR_MIN, p.lr * (p.gamma ?? 0.1) ** Math.floor(b / (p.stepEvery ?? epochSteps)));
+    default:
+      return p.lr;
+  }
+}
+
+/** A seeded permutation of 0 … n-1 for one epoch (xorshift32 Fisher–Yates: the same on every host). */
+export function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  let x = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0 || 1;
+  for (let i = n - 1; i > 0; i--) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    const j = x % (i + 1);
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
 /** TRAIN carries the rate in millionths: anything smaller would arrive as 0. */
 export const LR_MIN = 0.000001;
 
@@ -110,15 +159,38 @@ export function checkTrainParams(rig: Rig, board: Board, p: TrainParams): { tota
   }
   const guard = resolveGuard(rig, p);
   if (guard) checkDatasetSlice(rig, board, guard, rig.config.maxGuardSamples, 'guard');
+  if ((p.lrMin !== undefined && p.schedule !== 'cosine') || ((p.stepEvery !== undefined || p.gamma !== undefined) && p.schedule !== 'step')) {
+    throw Errors.BAD_REQUEST('lrMin goes with schedule cosine; stepEvery and gamma with schedule step');
+  }
+  if (p.lrMin !== undefined && p.lrMin > p.lr) throw Errors.BAD_REQUEST(`lrMin ${p.lrMin} exceeds lr ${p.lr}`);
   if (p.dataset !== undefined) {
     if (p.count === undefined) throw Errors.BAD_REQUEST('a dataset slice needs count');
     checkDatasetSlice(rig, board, { dataset: p.dataset, split: p.split ?? 'train', offset: p.offset ?? 0, count: p.count }, rig.config.maxSamplesPerRequest, 'train');
-    return { total: p.count };
+    const total = p.count * (p.epochs ?? 1);
+    if (total > rig.config.maxSamplesPerRequest * 100) throw Errors.PAYLOAD_TOO_LARGE(`${total} steps in one job exceed ${rig.config.maxSamplesPerRequest * 100}`);
+    return { total };
   }
+  if (p.epochs !== undefined || p.shuffle !== undefined) throw Errors.BAD_REQUEST('epochs and shuffle apply to a dataset slice, not to steps');
   if (p.steps === undefined) throw Errors.BAD_REQUEST('give a dataset slice (dataset, count) or steps over the samples already on the board');
   if (p.steps > rig.config.maxSamplesPerRequest) throw Errors.PAYLOAD_TOO_LARGE(`steps ${p.steps} exceeds ${rig.config.maxSamplesPerRequest}`);
   if (board.heldTo <= board.heldFrom) throw Errors.NO_SAMPLES(`device ${board.id} holds no samples; POST samples first or train on a dataset slice`);
+  heldRange(board, p);
   return { total: p.steps };
+}
+
+/** The held samples {steps} trains over: the range asked for (all of it held), else the newest `steps`. */
+export function heldRange(board: Board, p: { steps?: number; range?: { from: number; to: number } }): { from: number; to: number } {
+  if (p.range) {
+    const { from, to } = p.range;
+    if (from >= to || from < board.heldFrom || to > board.heldTo) {
+      throw Errors.NO_SAMPLES(`device ${board.id} holds sample numbers ${board.heldFrom} … ${board.heldTo - 1}; range ${from} … ${to - 1} is not all held`, {
+        heldFrom: board.heldFrom,
+        heldTo: board.heldTo,
+      });
+    }
+    return { from, to };
+  }
+  return { from: Math.max(board.heldFrom, board.heldTo - (p.steps ?? board.heldTo)), to: board.heldTo };
 }
 
 /** One TRAIN over [index, index+count), its steps recorded; returns the records and the board's step total. */
@@ -192,7 +264,7 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
     preSnapshotId = snap.id;
   }
 
-  const total = p.dataset !== undefined ? p.count! : p.steps!;
+  const total = p.dataset !== undefined ? p.count! * (p.epochs ?? 1) : p.steps!;
   let done = 0;
   let lossSum = 0;
   let correct = 0;
@@ -218,6 +290,10 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
   // what a job cut off keeps: the steps it applied and, where the board still answers, its weights' hash
   let stepsApplied: number | null = null;
   let lastStepId: number | null = null;
+  let ranOn: { from: number; to: number } | null = null;
+  const epochResults: { epoch: number; steps: number; meanLoss: number; trainAccuracy: number; lrEnd: number }[] = [];
+  let epochLossBase = 0;
+  let epochCorrectBase = 0;
   const soFar = () => ({ deviceId: board.id, steps: done, stepsApplied, lastStepId, meanLoss: lossSum / Math.max(1, done) });
   const ran = (out: { records: TrainRecord[]; stepsApplied: number; stepId: number; fault?: number }): TrainRecord[] => {
     stepsApplied = out.stepsApplied;
@@ -237,19 +313,39 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
     if (p.dataset !== undefined) {
       const split = p.split ?? 'train';
       const offset = p.offset ?? 0;
-      for (let at = 0; at < total; at += chunk) {
-        const n = Math.min(chunk, total - at);
-        const slice = rig.datasets.slice(p.dataset, split, offset + at, n);
-        const first = await sendSlice(board, slice);
-        ran(await trainChunk(rig, board, ctx, p, first, n));
+      const count = p.count!;
+      const epochs = p.epochs ?? 1;
+      const shuffle = p.shuffle ?? p.epochs !== undefined;
+      // the rate is a function of the step number alone, constant over blocks of LR_BLOCK steps, so
+      // every board (whatever its ring and TRAIN size) sees the same rate at the same step
+      const step = p.schedule && p.schedule !== 'constant' ? Math.min(chunk, LR_BLOCK) : chunk;
+      for (let e = 0; e < epochs; e++) {
+        const order = shuffle ? epochOrder(count, p.seed ?? 1, e) : null;
+        const epochStart = done;
+        for (let at = 0; at < count; at += step) {
+          const n = Math.min(step, count - at);
+          const slice = order
+            ? rig.datasets.gather(p.dataset, split, Array.from(order.subarray(at, at + n), (i) => offset + i))
+            : rig.datasets.slice(p.dataset, split, offset + at, n);
+          const first = await sendSlice(board, slice);
+          ran(await trainChunk(rig, board, ctx, { ...p, lr: scheduledLr(p, done, total, count) }, first, n));
+        }
+        const epochLoss = (lossSum - epochLossBase) / Math.max(1, done - epochStart);
+        const epochAcc = (correct - epochCorrectBase) / Math.max(1, done - epochStart);
+        epochLossBase = lossSum;
+        epochCorrectBase = correct;
+        epochResults.push({ epoch: e + 1, steps: done - epochStart, meanLoss: epochLoss, trainAccuracy: epochAcc, lrEnd: scheduledLr(p, done - 1, total, count) });
+        ctx.emit('epoch', epochResults[epochResults.length - 1]);
       }
     } else {
-      const from = board.heldFrom;
-      const held = board.heldTo - board.heldFrom;
+      // the newest held samples unless a range is named; more steps than samples cycle over them
+      const { from, to } = heldRange(board, p);
+      ranOn = { from, to };
+      const held = to - from;
       let pos = 0;
       while (done < total) {
         const index = from + (pos % held);
-        const n = Math.min(chunk, total - done, board.heldTo - index);
+        const n = Math.min(chunk, total - done, to - index);
         const records = ran(await trainChunk(rig, board, ctx, p, index, n));
         if (records.length === 0) throw Errors.DEVICE_ERROR(`device ${board.id} applied no step for TRAIN at sample ${index}`);
         pos += n;
@@ -284,6 +380,11 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
     stepsApplied: info.stepsApplied,
     weightsSha256: info.sha256,
   };
+  if (ranOn) result.samples = ranOn;
+  if (p.epochs !== undefined) {
+    result.epochs = epochResults;
+    result.schedule = { kind: p.schedule ?? 'constant', lr: p.lr, lrEnd: scheduledLr(p, total - 1, total, p.count!), block: LR_BLOCK };
+  }
   log.info({ steps: done, meanLoss: result.meanLoss }, 'training done');
 
   if (guard && baseline && preSnapshotId) {

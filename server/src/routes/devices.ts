@@ -4,7 +4,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { Board } from '../devices/board.js';
 import { Errors, RigError } from '../errors.js';
 import type { JobContext } from '../jobs/runner.js';
-import { checkSliceFits, sendSlice } from '../operations/samples.js';
+import { checkSliceFits, streamSlice } from '../operations/samples.js';
 import { deployModel, rollbackBoard, takeSnapshot } from '../operations/snapshots.js';
 import { lastGood } from '../operations/fleet.js';
 import {
@@ -133,7 +133,13 @@ const TrainBody = Type.Object(
     split: Type.Optional(Split),
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
     count: Type.Optional(Type.Integer({ minimum: 1 })),
-    steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board' })),
+    steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board (the newest, unless range names others)' })),
+    range: Type.Optional(
+      Type.Object(
+        { from: Type.Integer({ minimum: 0 }), to: Type.Integer({ minimum: 1 }) },
+        { additionalProperties: false, description: 'held sample numbers from … to-1 for steps (as /samples reports them); steps beyond cycle over them' },
+      ),
+    ),
     lr: Type.Optional(
       Type.Number({
         minimum: LR_MIN,
@@ -144,6 +150,17 @@ const TrainBody = Type.Object(
           `The wire carries millionths: ${LR_MIN} is the smallest, 100 the largest the engine takes`,
       }),
     ),
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'passes over the dataset slice (each shuffled, seeded by seed)' })),
+    shuffle: Type.Optional(Type.Boolean({ description: 'shuffle each epoch (default: true when epochs is given)' })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'seeds the shuffle (default 1): the same seed gives the same order, so the same weights' })),
+    schedule: Type.Optional(
+      Type.Union([Type.Literal('constant'), Type.Literal('step'), Type.Literal('cosine')], {
+        description: 'learning-rate schedule over the job, by step number, constant over blocks of 16 steps',
+      }),
+    ),
+    lrMin: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'cosine: the rate it ends at (default 0)' })),
+    stepEvery: Type.Optional(Type.Integer({ minimum: 1, description: 'step: steps between decays (default: one epoch)' })),
+    gamma: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'step: factor at each decay (default 0.1)' })),
     sparse: Type.Optional(
       Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
     ),
@@ -181,10 +198,15 @@ const EvalBody = Type.Object(
   { additionalProperties: false },
 );
 
+const Overwrite = Type.Optional(
+  Type.Boolean({ description: 'send a batch larger than the ring anyway: only its last ring-full stays held (default: refused, 413)' }),
+);
+
 const SamplesBody = Type.Union([
-  Type.Object({ ...DatasetSlice }, { additionalProperties: false }),
+  Type.Object({ ...DatasetSlice, overwrite: Overwrite }, { additionalProperties: false }),
   Type.Object(
     {
+      overwrite: Overwrite,
       sampleBytes: Type.Integer({ minimum: 1 }),
       labels: Type.Unknown({ description: 'n labels: byte string (CBOR), base64 text or array of integers' }),
       data: Type.Unknown({ description: 'n × sampleBytes bytes: byte string (CBOR) or base64 text' }),
@@ -295,9 +317,12 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
             deviceId: Type.String(),
             first: Type.Integer({ description: 'sample number of the first sample sent' }),
             count: Type.Integer(),
-            heldFrom: Type.Integer(),
+            heldFrom: Type.Integer({ description: 'the board now holds sample numbers heldFrom … heldTo-1' }),
             heldTo: Type.Integer(),
-            slots: Type.Integer(),
+            slots: Type.Integer({ description: 'samples the ring holds' }),
+            overwritten: Type.Union([Type.Object({ from: Type.Integer(), to: Type.Integer() }), Type.Null()], {
+              description: 'sample numbers from … to-1 that this batch pushed out of the ring (null: none)',
+            }),
           }),
           ...errorReplies,
         },
@@ -326,16 +351,25 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
       checkSliceFits(board, slice);
+      const slots = board.hello?.sampleSlots ?? 0;
+      if (slice.labels.length > slots && !body.overwrite) {
+        throw Errors.PAYLOAD_TOO_LARGE(
+          `${slice.labels.length} samples do not fit the ${slots}-sample ring of device ${board.id}: ` +
+            `train or evaluate a dataset slice (the daemon sends it ring by ring), or send overwrite: true to keep only the last ${slots}`,
+          { slots, count: slice.labels.length },
+        );
+      }
       const release = board.acquire('a samples request');
       try {
-        const first = await sendSlice(board, slice);
+        const { first, overwritten } = await streamSlice(board, slice);
         return {
           deviceId: board.id,
           first,
           count: slice.labels.length,
           heldFrom: board.heldFrom,
           heldTo: board.heldTo,
-          slots: board.hello?.sampleSlots ?? 0,
+          slots,
+          overwritten,
         };
       } finally {
         release();
