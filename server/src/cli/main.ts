@@ -6,6 +6,7 @@
 import type { Static } from '@fastify/type-provider-typebox';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError, ConnectError, resolveToken, type Query } from './client.js';
+import { datasetCommands } from './datasets.js';
 import { followJob, type JobView } from './follow.js';
 import type { SnapshotView } from '../routes/schemas.js';
 import { kib, num, pct, record, shortHash, table } from './format.js';
@@ -362,6 +363,15 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         return `${head}\n${t}${r.next !== null ? `\nmore: --after ${r.next}` : ''}`;
       });
     });
+
+  // dataset upload | list | show | delete
+  datasetCommands(program, {
+    api: () => ctx().api,
+    json: () => ctx().g.json,
+    out: io.out,
+    err: io.err,
+    usage: (message) => new UsageError(message),
+  });
 
   return program;
 }
