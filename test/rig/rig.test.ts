@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { apiClient, buildApp, tempDir, until, type Json } from '../server/helpers.js';
+import { BOARDS_FILE } from '../../tools/proc/paths.js';
 import { QEMU_CLASSES, RigProcess, requireBoardFirmware, type RigDevice } from '../../tools/proc/rig.js';
 
-const boardsTable = JSON.parse(fs.readFileSync(new URL('../../firmware/boards.json', import.meta.url), 'utf8')) as {
+const boardsTable = JSON.parse(fs.readFileSync(BOARDS_FILE, 'utf8')) as {
   classes: { class: string; cpu: string; qemu: { machine: string }; boards: { clock_hz: number; ram_bytes: number }[] }[];
 };
 const IDS = ['m0plus-0', 'm4-0', 'm7-0', 'twin-0'];
