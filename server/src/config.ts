@@ -86,6 +86,10 @@ export const Config = Type.Object({
   rateLimitWindowMs: Type.Integer({ minimum: 1 }),
   /** Accuracy (0..1) at or above which an evaluated snapshot is marked good. */
   goodAccuracy: Type.Number({ minimum: 0, maximum: 1 }),
+  /** The slice last-good takes its accuracy from (absent: any named dataset slice). */
+  goodSlice: Type.Optional(
+    Type.Object({ dataset: Type.String(), split: Type.String(), offset: Type.Integer({ minimum: 0 }), count: Type.Integer({ minimum: 1 }) }),
+  ),
   guard: GuardConfig,
   /** Boards rolled back at once by a fleet rollback after its canaries. */
   fleetConcurrency: Type.Integer({ minimum: 1 }),
@@ -111,6 +115,13 @@ function envInt(v: string | undefined, d: number): number {
 function envBool(v: string | undefined, d: boolean): boolean {
   if (v === undefined || v === '') return d;
   return v === '1' || v.toLowerCase() === 'true' || v.toLowerCase() === 'yes';
+}
+
+/** "dataset/split/offset/count", e.g. fashion-mnist/test/0/500. */
+function parseSlice(v: string | undefined): Config['goodSlice'] {
+  if (!v) return undefined;
+  const [dataset, split, offset, count] = v.split('/');
+  return { dataset, split, offset: Number(offset), count: Number(count) } as Config['goodSlice'];
 }
 
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
@@ -148,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rateLimitMax: envInt(env.TINYRIG_RATE_LIMIT, 600),
     rateLimitWindowMs: envInt(env.TINYRIG_RATE_WINDOW_MS, 60_000),
     goodAccuracy: Number(env.TINYRIG_GOOD_ACCURACY ?? '0.5'),
+    goodSlice: parseSlice(env.TINYRIG_GOOD_SLICE),
     guard: {
       enabled: envBool(env.TINYRIG_GUARD, false),
       margin: Number(env.TINYRIG_GUARD_MARGIN ?? '0.05'),

@@ -23,9 +23,10 @@ describe('store', () => {
     expect(fs.readFileSync(path.join(dir, 'blobs', sha))).toEqual(Buffer.from(w));
     expect(store.listSnapshots({ tag: 'a' })).toHaveLength(1);
     expect(store.listSnapshots({ tag: 'b' })).toHaveLength(0);
-    // an evaluation of these weights marks the snapshot good
-    expect(store.markEvaluated(sha, 0.8, 0.5)).toBe(1);
-    expect(store.getSnapshot(snap.id)).toMatchObject({ accuracy: 0.8, good: true });
+    // an evaluation of these weights on a dataset slice marks the snapshot good, and says on which slice
+    const slice = { dataset: 'fashion-mnist', split: 'test', offset: 0, count: 200 };
+    expect(store.markEvaluated(sha, 0.8, 0.5, slice)).toBe(1);
+    expect(store.getSnapshot(snap.id)).toMatchObject({ accuracy: 0.8, good: true, evaluatedOn: slice });
     store.close();
   });
 
@@ -46,7 +47,7 @@ describe('store', () => {
     expect(store.getJob(running.id)).toMatchObject({ state: 'failed', error: { code: 'TR_DAEMON_RESTARTED' } });
     expect(store.getJob(done.id)).toMatchObject({ state: 'succeeded', result: { ok: 1 } });
     expect(fs.readdirSync(path.join(dir, 'blobs'))).toEqual([]);
-    expect(store.schemaVersion).toBe(4);
+    expect(store.schemaVersion).toBe(5);
     store.close();
   });
 

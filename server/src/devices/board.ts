@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DeviceEntry } from '../config.js';
 import { Errors, RigError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { EvalSlice, Store } from '../store/store.js';
 import {
   DeviceError,
   DisconnectedError,
@@ -73,7 +73,7 @@ export class Board extends EventEmitter {
   /** Next TRAIN step id: above anything the board has applied. */
   nextStepId = 1;
   /** Last evaluation of the weights the board holds now, if any. */
-  lastEval: { accuracy: number; loss: number; count: number; weightsSha256: string; at: string } | null = null;
+  lastEval: { accuracy: number; loss: number; count: number; weightsSha256: string; at: string; slice: EvalSlice | null } | null = null;
   connectedAt: string | null = null;
   readonly counters: BoardCounters = { steps: 0, linkErrors: 0, retransmits: 0, timeouts: 0, resets: 0, reconnects: 0 };
 

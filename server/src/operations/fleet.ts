@@ -5,7 +5,7 @@ import type { Board } from '../devices/board.js';
 import { Errors, RigError } from '../errors.js';
 import { JobFailure, type JobContext } from '../jobs/runner.js';
 import type { Rig } from '../rig.js';
-import type { SnapshotRow } from '../store/store.js';
+import { sameSlice, type EvalSlice, type SnapshotRow } from '../store/store.js';
 import { rollbackBoard } from './snapshots.js';
 
 export interface FleetSelector {
@@ -17,6 +17,8 @@ export interface FleetSelector {
 export interface FleetRollbackParams {
   selector: FleetSelector;
   to: string;
+  /** With to: last-good, count only snapshots measured on this slice. */
+  goodSlice?: EvalSlice;
   canary?: number;
   maxFailures?: number;
 }
@@ -33,15 +35,26 @@ export interface FleetDeviceResult {
   ms: number;
 }
 
-/** The most recent good snapshot for a board: its own for its current model, else its own, else any of its model. */
-export function lastGood(rig: Rig, board: Board): SnapshotRow {
+/**
+ * The most recent good snapshot for a board: its own for its current model,
+ * else its own, else any of its model. Good means accurate enough on a named
+ * dataset slice; with `slice` (or the configured goodSlice) only snapshots
+ * measured on exactly that slice count.
+ */
+export function lastGood(rig: Rig, board: Board, slice?: EvalSlice): SnapshotRow {
+  const on = slice ?? rig.config.goodSlice;
+  const ok = (s: SnapshotRow | undefined): SnapshotRow | undefined =>
+    s && s.evaluatedOn && (!on || sameSlice(s.evaluatedOn, on)) ? s : undefined;
+  const pick = (opts: { deviceId?: string; modelSha256?: string }): SnapshotRow | undefined =>
+    rig.store.listSnapshots({ ...opts, good: true, limit: 1000 }).find((s) => ok(s));
   const model = board.model?.sha256;
-  const pick =
-    (model && rig.store.listSnapshots({ deviceId: board.id, modelSha256: model, good: true, limit: 1 })[0]) ||
-    rig.store.listSnapshots({ deviceId: board.id, good: true, limit: 1 })[0] ||
-    (model && rig.store.listSnapshots({ modelSha256: model, good: true, limit: 1 })[0]);
-  if (!pick) throw Errors.NO_GOOD_SNAPSHOT(`no snapshot marked good for device ${board.id}`);
-  return pick;
+  const found =
+    (model && pick({ deviceId: board.id, modelSha256: model })) || pick({ deviceId: board.id }) || (model && pick({ modelSha256: model }));
+  if (!found) {
+    const what = on ? ` measured on ${on.dataset}/${on.split} ${on.offset}+${on.count}` : '';
+    throw Errors.NO_GOOD_SNAPSHOT(`no snapshot marked good${what} for device ${board.id}`);
+  }
+  return found;
 }
 
 export function resolveFleet(rig: Rig, p: FleetRollbackParams): Board[] {
@@ -87,7 +100,7 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     };
     let release: (() => void) | null = null;
     try {
-      const snap = p.to === 'last-good' ? lastGood(rig, board) : rig.store.getSnapshot(p.to)!;
+      const snap = p.to === 'last-good' ? lastGood(rig, board, p.goodSlice) : rig.store.getSnapshot(p.to)!;
       r.snapshotId = snap.id;
       release = board.acquire(ctx.id);
       const out = await rollbackBoard(rig, board, snap);

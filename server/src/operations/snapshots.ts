@@ -6,7 +6,7 @@ import { sha256Hex } from '../store/blobs.js';
 import type { Board } from '../devices/board.js';
 import { Errors } from '../errors.js';
 import type { Rig } from '../rig.js';
-import type { ModelRow, SnapshotRow } from '../store/store.js';
+import type { EvalSlice, ModelRow, SnapshotRow } from '../store/store.js';
 import { fitOf, helloLimits } from '../models/catalog.js';
 
 export interface RollbackOutcome {
@@ -40,7 +40,10 @@ export async function takeSnapshot(
     throw Errors.VERIFY_FAILED(`weights read from device ${board.id} hash to ${sha}, but the device reports ${info.sha256}; nothing stored`);
   }
   board.weightsChanged(sha);
-  const accuracy = board.lastEval?.weightsSha256 === sha ? board.lastEval.accuracy : knownAccuracy(rig, sha);
+  const measured = board.lastEval?.weightsSha256 === sha ? { accuracy: board.lastEval.accuracy, slice: board.lastEval.slice } : knownAccuracy(rig, sha);
+  const accuracy = measured?.accuracy ?? null;
+  // good only when measured on a named dataset slice, never on whatever the ring held
+  const evaluatedOn = measured?.slice ?? null;
   const snap = rig.store.createSnapshot({
     weights,
     expectedSha256: sha,
@@ -50,18 +53,22 @@ export async function takeSnapshot(
     step: info.stepsApplied,
     tags: opts.tags ?? [],
     accuracy,
-    good: accuracy !== null && accuracy >= rig.config.goodAccuracy,
+    good: accuracy !== null && evaluatedOn !== null && accuracy >= rig.config.goodAccuracy,
+    evaluatedOn,
   });
   rig.log.info({ deviceId: board.id, jobId: opts.jobId, snapshotId: snap.id, sha256: sha, step: snap.step }, 'snapshot stored');
   return snap;
 }
 
-/** Accuracy recorded earlier for identical weights, if any. */
-function knownAccuracy(rig: Rig, sha256: string): number | null {
+/** Accuracy recorded earlier for identical weights on a dataset slice, if any. */
+function knownAccuracy(rig: Rig, sha256: string): { accuracy: number; slice: EvalSlice } | null {
   const row = rig.store.db
-    .prepare(`SELECT accuracy FROM snapshots WHERE sha256 = ? AND accuracy IS NOT NULL ORDER BY created_at DESC LIMIT 1`)
-    .get(sha256) as { accuracy: number } | undefined;
-  return row?.accuracy ?? null;
+    .prepare(
+      `SELECT accuracy, evaluated_on FROM snapshots WHERE sha256 = ? AND accuracy IS NOT NULL AND evaluated_on IS NOT NULL
+       ORDER BY created_at DESC LIMIT 1`,
+    )
+    .get(sha256) as { accuracy: number; evaluated_on: string } | undefined;
+  return row ? { accuracy: row.accuracy, slice: JSON.parse(row.evaluated_on) as EvalSlice } : null;
 }
 
 /** Loads a stored model blob onto a board; the caller holds its lease. */

@@ -8,7 +8,7 @@ import type { TrainRecord } from '../../../protocol/src/index.js';
 import { Errors, RigError } from '../errors.js';
 import { JobFailure, type JobContext } from '../jobs/runner.js';
 import type { Rig } from '../rig.js';
-import type { StepRecord } from '../store/store.js';
+import type { EvalSlice, StepRecord } from '../store/store.js';
 import { checkSliceFits, sendSlice } from './samples.js';
 import { rollbackBoard, takeSnapshot } from './snapshots.js';
 
@@ -108,6 +108,16 @@ export interface EvalParams {
   count?: number;
 }
 
+export interface ClassFigures {
+  label: number;
+  name: string | null;
+  count: number;
+  correct: number;
+  accuracy: number | null;
+  /** Mean loss of this class's samples (null when the board reports no per-sample loss). */
+  loss: number | null;
+}
+
 export interface EvalSummary {
   count: number;
   correct: number;
@@ -116,6 +126,13 @@ export interface EvalSummary {
   counter: number;
   counterUnit: string;
   weightsSha256: string | null;
+  /** The dataset slice evaluated; null for the samples held on the board. */
+  slice: EvalSlice | null;
+  /** Held sample numbers evaluated, when it was the ring. */
+  held: { from: number; to: number } | null;
+  /** Per true class (labels 0 … classes-1), and confusion[true][predicted]; null when the board reports no predictions. */
+  classes: ClassFigures[] | null;
+  confusion: number[][] | null;
 }
 
 const ppm = (x: number): number => Math.round(x * 1e6);
@@ -446,28 +463,52 @@ export async function evaluateSlice(rig: Rig, board: Board, ctx: JobContext | nu
   let lossPpmSum = 0;
   let counter = 0;
   const chunk = chunkSize(board);
-  const add = (r: { count: number; correct: number; lossPpmSum: number; counter: number }): void => {
+  const classes = board.model?.classes ?? 0;
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const classLoss = new Array<number>(classes).fill(0);
+  let perSample = classes > 0;
+  let perSampleLoss = perSample;
+  /** One EVAL over held numbers [index, index+n) whose true labels are `labels`. */
+  const evalChunk = async (index: number, n: number, labels: (number | undefined)[]): Promise<void> => {
+    const r = await board.run('evaluate', (l) => l.evaluate(index, n, { predictions: perSample }));
     count += r.count;
     correct += r.correct;
     lossPpmSum += r.lossPpmSum;
     counter += r.counter;
+    if (!perSample) return;
+    if (!r.predicted || r.predicted.length !== n || labels.some((y) => y === undefined)) {
+      perSample = false; // an older board, or held samples the daemon did not send: totals only
+      return;
+    }
+    if (!r.lossPpm) perSampleLoss = false;
+    for (let i = 0; i < n; i++) {
+      const y = labels[i]!;
+      const pred = r.predicted[i];
+      if (y < classes && pred < classes) confusion[y][pred]++;
+      if (r.lossPpm) classLoss[y] += r.lossPpm[i] / 1e6;
+    }
   };
+  let slice: EvalSlice | null = null;
+  let held: { from: number; to: number } | null = null;
   if (p.dataset !== undefined) {
-    const total = p.count!;
+    slice = { dataset: p.dataset, split: p.split ?? 'test', offset: p.offset ?? 0, count: p.count! };
+    const total = slice.count;
     ctx?.progress(0, total);
     for (let at = 0; at < total; at += chunk) {
       const n = Math.min(chunk, total - at);
-      const first = await sendSlice(board, rig.datasets.slice(p.dataset, p.split ?? 'test', (p.offset ?? 0) + at, n));
-      add(await board.run('evaluate', (l) => l.evaluate(first, n)));
+      const part = rig.datasets.slice(slice.dataset, slice.split as Split, slice.offset + at, n);
+      const first = await sendSlice(board, part);
+      await evalChunk(first, n, Array.from(part.labels));
       ctx?.progress(count, total);
       ctx?.emit('accuracy', { done: count, accuracy: correct / count, loss: lossPpmSum / 1e6 / count });
     }
   } else {
-    const total = board.heldTo - board.heldFrom;
+    held = { from: board.heldFrom, to: board.heldTo };
+    const total = held.to - held.from;
     ctx?.progress(0, total);
-    for (let index = board.heldFrom; index < board.heldTo; index += chunk) {
-      const n = Math.min(chunk, board.heldTo - index);
-      add(await board.run('evaluate', (l) => l.evaluate(index, n)));
+    for (let index = held.from; index < held.to; index += chunk) {
+      const n = Math.min(chunk, held.to - index);
+      await evalChunk(index, n, Array.from({ length: n }, (_, i) => board.heldLabel(index + i)));
       ctx?.progress(count, total);
       ctx?.emit('accuracy', { done: count, accuracy: correct / count, loss: lossPpmSum / 1e6 / count });
     }
@@ -476,8 +517,26 @@ export async function evaluateSlice(rig: Rig, board: Board, ctx: JobContext | nu
   const loss = count ? lossPpmSum / 1e6 / count : 0;
   const weightsSha256 = board.model?.weightsSha256 ?? null;
   if (weightsSha256) {
-    board.lastEval = { accuracy, loss, count, weightsSha256, at: new Date().toISOString() };
-    rig.store.markEvaluated(weightsSha256, accuracy, rig.config.goodAccuracy);
+    board.lastEval = { accuracy, loss, count, weightsSha256, at: new Date().toISOString(), slice };
+    // only a named dataset slice can make a snapshot good: what the ring holds changes under it
+    if (slice) rig.store.markEvaluated(weightsSha256, accuracy, rig.config.goodAccuracy, slice);
   }
-  return { count, correct, accuracy, loss, counter, counterUnit: board.hello?.counter ?? 'unknown', weightsSha256 };
+  const names = slice ? rig.datasets.info(slice.dataset).classNames : null;
+  const perClass = perSample
+    ? confusion.map((row, label) => {
+        const n = row.reduce((a, b) => a + b, 0);
+        return {
+          label,
+          name: names?.[label] ?? null,
+          count: n,
+          correct: row[label],
+          accuracy: n ? row[label] / n : null,
+          loss: perSampleLoss && n ? classLoss[label] / n : null,
+        };
+      })
+    : null;
+  return {
+    count, correct, accuracy, loss, counter, counterUnit: board.hello?.counter ?? 'unknown', weightsSha256,
+    slice, held, classes: perClass, confusion: perSample ? confusion : null,
+  };
 }

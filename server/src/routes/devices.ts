@@ -23,6 +23,7 @@ import type { JobRow } from '../store/store.js';
 import {
   DatasetSlice,
   DeviceParams,
+  EvalSliceSchema,
   errorReplies,
   JobAccepted,
   JobView,
@@ -539,7 +540,10 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Write a snapshot to the board, commit it, read the board hash back: success only when it matches',
         params: DeviceParams,
         body: Type.Object(
-          { snapshotId: Type.String({ description: 'a snapshot id, or "last-good"' }) },
+          {
+            snapshotId: Type.String({ description: 'a snapshot id, or "last-good"' }),
+            goodSlice: Type.Optional(EvalSliceSchema),
+          },
           { additionalProperties: false },
         ),
         response: { 200: RollbackReply, ...errorReplies },
@@ -547,7 +551,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req) => {
       const board = rig.devices.get(req.params.id);
-      const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board) : rig.store.getSnapshot(req.body.snapshotId);
+      const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board, req.body.goodSlice) : rig.store.getSnapshot(req.body.snapshotId);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.body.snapshotId}'`);
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
       const out = await runBoardOperation(fastify, board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap), actorOf(req));

@@ -2,7 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { resolveFleet, runFleetRollback, type FleetRollbackParams } from '../operations/fleet.js';
 import { actorOf } from './devices.js';
-import { errorReplies, JobAccepted, JobView, WaitQuery } from './schemas.js';
+import { errorReplies, EvalSliceSchema, JobAccepted, JobView, WaitQuery } from './schemas.js';
 import { jobView } from './views.js';
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -28,6 +28,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
               { additionalProperties: false },
             ),
             to: Type.String({ description: 'a snapshot id, or "last-good" (each board its own latest good snapshot)' }),
+            goodSlice: Type.Optional({ ...EvalSliceSchema, description: 'last-good: only snapshots measured on this slice' }),
             canary: Type.Optional(Type.Integer({ minimum: 0 })),
             maxFailures: Type.Optional(Type.Integer({ minimum: 0 })),
           },

@@ -61,6 +61,13 @@ export const JobView = Type.Object({
   actor: Type.Union([Type.String(), Type.Null()], { description: 'name of the token that started the job' }),
 });
 
+export const EvalSliceSchema = Type.Object({
+  dataset: Type.String(),
+  split: Type.String(),
+  offset: Type.Integer({ minimum: 0 }),
+  count: Type.Integer({ minimum: 1 }),
+});
+
 export const SnapshotView = Type.Object({
   id: Type.String(),
   sha256: Type.String(),
@@ -72,7 +79,8 @@ export const SnapshotView = Type.Object({
   createdAt: Type.String(),
   tags: Type.Array(Type.String()),
   accuracy: Type.Union([Type.Number(), Type.Null()]),
-  good: Type.Boolean(),
+  good: Type.Boolean({ description: 'accuracy at or above TINYRIG_GOOD_ACCURACY on a named dataset slice' }),
+  evaluatedOn: Type.Union([EvalSliceSchema, Type.Null()], { description: 'the dataset slice accuracy was measured on' }),
 });
 
 export const RollbackReply = Type.Object({

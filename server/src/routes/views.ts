@@ -34,6 +34,7 @@ export function snapshotView(s: SnapshotRow) {
     tags: s.tags,
     accuracy: s.accuracy,
     good: s.good,
+    evaluatedOn: s.evaluatedOn ?? null,
   };
 }
 

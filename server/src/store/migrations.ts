@@ -88,4 +88,8 @@ export const migrations: string[] = [
   ALTER TABLE models ADD COLUMN actor TEXT;
   CREATE INDEX models_name ON models(name, source);
   `,
+  // 5: the dataset slice a snapshot's accuracy was measured on (JSON {dataset, split, offset, count})
+  `
+  ALTER TABLE snapshots ADD COLUMN evaluated_on TEXT;
+  `,
 ];

@@ -62,7 +62,20 @@ export interface SnapshotRow {
   accuracy: number | null;
   good: boolean;
   createdAt: string;
+  /** The dataset slice `accuracy` was measured on (null: not measured on a dataset slice). */
+  evaluatedOn: EvalSlice | null;
 }
+
+/** A dataset slice an evaluation covered. */
+export interface EvalSlice {
+  dataset: string;
+  split: string;
+  offset: number;
+  count: number;
+}
+
+export const sameSlice = (a: EvalSlice | null | undefined, b: EvalSlice | null | undefined): boolean =>
+  !!a && !!b && a.dataset === b.dataset && a.split === b.split && a.offset === b.offset && a.count === b.count;
 
 export interface ModelRow {
   sha256: string;
@@ -118,7 +131,7 @@ function jobFromRow(r: unknown): JobRow {
 
 function snapshotFromRow(r: unknown): SnapshotRow {
   const o = camel(r as Record<string, unknown>);
-  return { ...o, tags: parse(o.tags), good: o.good === 1 } as SnapshotRow;
+  return { ...o, tags: parse(o.tags), good: o.good === 1, evaluatedOn: parse(o.evaluatedOn) } as SnapshotRow;
 }
 
 function stepFromRow(r: unknown): StepRow {
@@ -368,17 +381,19 @@ export class Store {
     tags: string[];
     accuracy: number | null;
     good: boolean;
+    evaluatedOn?: EvalSlice | null;
   }): SnapshotRow {
     const sha = this.blobs.put(input.weights, input.expectedSha256);
     const id = newId('snap');
     this.db
       .prepare(
-        `INSERT INTO snapshots (id, sha256, bytes, device_id, model_sha256, model_name, step, tags, accuracy, good, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO snapshots (id, sha256, bytes, device_id, model_sha256, model_name, step, tags, accuracy, good, created_at, evaluated_on)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id, sha, input.weights.length, input.deviceId, input.modelSha256, input.modelName, input.step,
         JSON.stringify(input.tags), input.accuracy, input.good ? 1 : 0, now(),
+        input.evaluatedOn ? JSON.stringify(input.evaluatedOn) : null,
       );
     return this.getSnapshot(id)!;
   }
@@ -399,11 +414,14 @@ export class Store {
     return this.db.prepare(sql).all(...w.args, opts.limit ?? 100).map(snapshotFromRow);
   }
 
-  /** Records an evaluation of weights with this hash on every snapshot holding them. */
-  markEvaluated(sha256: string, accuracy: number, goodThreshold: number): number {
+  /**
+   * Records an evaluation on a dataset slice of weights with this hash on
+   * every snapshot holding them; only such an evaluation can make one good.
+   */
+  markEvaluated(sha256: string, accuracy: number, goodThreshold: number, slice: EvalSlice): number {
     return this.db
-      .prepare(`UPDATE snapshots SET accuracy = ?, good = ? WHERE sha256 = ?`)
-      .run(accuracy, accuracy >= goodThreshold ? 1 : 0, sha256).changes;
+      .prepare(`UPDATE snapshots SET accuracy = ?, good = ?, evaluated_on = ? WHERE sha256 = ?`)
+      .run(accuracy, accuracy >= goodThreshold ? 1 : 0, JSON.stringify(slice), sha256).changes;
   }
 
   deleteSnapshot(id: string): boolean {
