@@ -16,7 +16,8 @@ import { RigError } from '../../server/src/errors.js';
 import { CsvStream } from '../../server/src/datasets/formats/csv.js';
 import { IdxStream } from '../../server/src/datasets/formats/idx.js';
 import { NpyStream } from '../../server/src/datasets/formats/npy.js';
-import { auth, buildApp, OPERATOR_TOKEN, tempDir, until, VIEWER_TOKEN } from './helpers.js';
+import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
+import { apiClient, auth, buildApp, OPERATOR_TOKEN, tempDir, until, VIEWER_TOKEN } from './helpers.js';
 
 // ---- building inputs -------------------------------------------------------
 
@@ -380,6 +381,55 @@ describe('dataset names, listing and deletion', () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+// ---- the routes that take a dataset -------------------------------------------
+
+describe.runIf(twinBuilt())('routes that take a dataset, over a host twin', () => {
+  let twins: TwinProcess[] = [];
+  let rigApp: FastifyInstance;
+  beforeAll(async () => {
+    const dir = tempDir('tinyrig-upload-twin-');
+    twins = await startTwins(dir, 1);
+    rigApp = await buildApp({ devices: [{ id: 'twin-0', path: twins[0].path, board: 'host-twin', emulated: true }] });
+    await until(() => rigApp.devices.list().every((b) => b.status === 'online'), 15_000, 'twin online');
+  });
+  afterAll(async () => {
+    await rigApp?.close();
+    await stopTwins(twins);
+  });
+
+  it('samples, train and evaluate read an uploaded dataset as they read the built-in one: the same bytes train the same weights', async () => {
+    const api = apiClient(() => rigApp);
+    const train = rigApp.datasets.slice('fashion-mnist', 'train', 0, 200);
+    const test = rigApp.datasets.slice('fashion-mnist', 'test', 0, 100);
+    const up = await rigApp.inject({
+      method: 'POST',
+      url: '/v1/datasets',
+      headers: { ...auth(OPERATOR_TOKEN), 'content-type': 'application/cbor' },
+      payload: encode({ name: 'fm-copy', shape: [28, 28, 1], classes: 10, labels: train.labels, data: train.data, testLabels: test.labels, testData: test.data }),
+    });
+    expect(up.statusCode, up.body).toBe(201);
+
+    const weightsAfter = async (dataset: string) => {
+      const d = await api.post('/v1/devices/twin-0/model', { model: 'cnn', seed: 1 });
+      expect(d.status, JSON.stringify(d.body)).toBe(200);
+      const samples = await api.post('/v1/devices/twin-0/samples', { dataset, split: 'train', offset: 150, count: 8 });
+      expect(samples.status, JSON.stringify(samples.body)).toBe(200);
+      const j = await api.job('/v1/devices/twin-0/train', { dataset, split: 'train', offset: 0, count: 60, lr: 0.005 });
+      const e = await api.job('/v1/devices/twin-0/evaluate', { dataset, split: 'test', offset: 10, count: 40 });
+      return { weights: j.result.weightsSha256 as string, accuracy: e.result.accuracy as number, count: e.result.count as number };
+    };
+    const builtIn = await weightsAfter('fashion-mnist');
+    const uploaded = await weightsAfter('fm-copy');
+    expect(uploaded).toEqual(builtIn);
+    expect(uploaded.count).toBe(40);
+    const tooFar = await api.post('/v1/devices/twin-0/samples', { dataset: 'fm-copy', split: 'train', offset: 190, count: 20 });
+    expect(tooFar.status).toBe(400);
+    const unknown = await api.post('/v1/devices/twin-0/samples', { dataset: '__proto__', split: 'train', offset: 0, count: 1 });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe('TR_DATASET_NOT_FOUND');
   });
 });
 
