@@ -37,11 +37,16 @@ export default fp(
     const cfg = fastify.config;
     const log = fastify.log.child({ module: 'auth' });
     const entries: TokenEntry[] = [...cfg.tokens];
-    if (cfg.tokensFile) entries.push(...readTokensFile(cfg.tokensFile));
+    const sources: string[] = cfg.tokens.length ? ['TINYRIG_TOKEN'] : [];
+    if (cfg.tokensFile) {
+      entries.push(...readTokensFile(cfg.tokensFile));
+      sources.push(cfg.tokensFile);
+    }
     if (entries.length === 0) {
       const file = path.join(cfg.varDir, 'admin.token');
       let token: string;
-      if (fs.existsSync(file)) {
+      const existed = fs.existsSync(file);
+      if (existed) {
         token = fs.readFileSync(file, 'utf8').trim();
         fs.chmodSync(file, 0o600);
       } else {
@@ -49,8 +54,10 @@ export default fp(
         fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
       }
       entries.push({ token, role: 'admin', name: 'admin.token' });
-      log.info({ path: file }, 'no API token configured: created an admin token (send it as Authorization: Bearer <token>)');
+      sources.push(file);
+      if (!existed) log.info({ path: file }, 'no API token configured: created an admin token (send it as Authorization: Bearer <token>)');
     }
+    log.info({ sources, tokens: entries.length }, `API tokens from ${sources.join(', ')}`);
     // looked up by hash, so comparing never leaks a prefix through timing
     const byHash = new Map(entries.map((e) => [hash(e.token), { name: e.name ?? e.role, role: e.role }]));
 
