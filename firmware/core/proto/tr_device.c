@@ -132,6 +132,22 @@ tr_status tr_body_opt_bytes(const tr_body *b, unsigned key, const uint8_t **p, s
     return tr_body_bytes(b, key, p, n);
 }
 
+tr_status tr_body_opt_bool(const tr_body *b, unsigned key, int *v)
+{
+    tr_cbor_reader r;
+    tr_status s;
+
+    if (b != NULL && key < TR_BODY_KEYS && (b->present & (1u << key)) == 0u) {
+        return TR_OK;
+    }
+    s = body_at(b, key, &r);
+    if (s != TR_OK) {
+        return s;
+    }
+    s = tr_cbor_read_bool(&r, v);
+    return s == TR_OK ? TR_OK : TR_ERR_FORMAT;
+}
+
 tr_status tr_reply_error(tr_reply *rep, tr_proto_error code)
 {
     if (rep == NULL) {
@@ -249,7 +265,8 @@ tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_dev
     d->cfg = *cfg;
     d->mem = *mem;
     d->port = *port;
-    /* A TRAIN response (at most ~28 bytes a record) must fit one frame. */
+    /* A TRAIN response (at most ~28 bytes a record) must fit one frame; an
+     * EVAL answer with predictions (at most 8 bytes a sample) then fits too. */
     fit = (cfg->max_frame - 48u) / 28u;
     if (d->cfg.max_train > fit) {
         d->cfg.max_train = fit;

@@ -34,12 +34,16 @@ tr_status tr_body_bytes(const tr_body *b, unsigned key, const uint8_t **p, size_
 /* Optional keys: *v keeps its default when absent. */
 tr_status tr_body_opt_u32(const tr_body *b, unsigned key, uint32_t *v);
 tr_status tr_body_opt_bytes(const tr_body *b, unsigned key, const uint8_t **p, size_t *n);
+tr_status tr_body_opt_bool(const tr_body *b, unsigned key, int *v);
 
 /* Sets an error reply (always returns TR_OK: the request was handled). */
 tr_status tr_reply_error(tr_reply *rep, tr_proto_error code);
 tr_status tr_reply_error_detail(tr_reply *rep, tr_proto_error code, uint32_t detail);
 /* Most data bytes one frame may carry (max_frame - 32, SPEC §3). */
 uint32_t tr_device_data_max(const tr_device *d);
+/* Bytes of the largest EVAL answer with predictions (SPEC 0x32 keys 1-6) for
+ * count samples of a model with classes classes. */
+uint32_t tr_eval_answer_max(uint32_t count, uint32_t classes);
 /* SHA-256 of the live weights (and their size). */
 tr_status tr_device_weights_sha(tr_device *d, uint8_t sha[32], uint32_t *bytes);
 

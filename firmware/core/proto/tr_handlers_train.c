@@ -273,6 +273,59 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
 #endif
 }
 
+/* CBOR head bytes of an unsigned value on the device (SPEC §2, up to 32 bits). */
+static uint32_t uint_bytes(uint32_t v)
+{
+    return v < 24u ? 1u : v <= 0xFFu ? 2u : v <= 0xFFFFu ? 3u : 5u;
+}
+
+/* Map head, six keys, count and correct (at most count), the two 32-bit
+ * totals, two array heads of count, then per sample its class (below
+ * classes) and its 32-bit loss. */
+uint32_t tr_eval_answer_max(uint32_t count, uint32_t classes)
+{
+    uint32_t per_sample = uint_bytes(classes > 0u ? classes - 1u : 0u) + 5u;
+
+    return 1u + 6u + 4u * uint_bytes(count) + 5u + 5u + count * per_sample;
+}
+
+#ifdef TR_WITH_ENGINE
+/* EVAL with predictions keeps each sample's class and loss in the wire buffer
+ * (free until the answer is sent), since the totals are written first. */
+#define EVAL_KEPT_BYTES 8u
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Whether an EVAL answer with predictions for count samples fits a frame. */
+static int eval_fits(const tr_device *d, uint32_t count)
+{
+    return tr_eval_answer_max(count, d->model.classes) <= d->cfg.max_frame - TR_FRAME_OVERHEAD &&
+           (uint64_t)count * EVAL_KEPT_BYTES <= TR_FRAME_WIRE_MAX(d->cfg.max_frame);
+}
+
+static tr_status write_kept(tr_cbor_writer *w, const uint8_t *kept, uint32_t count, uint32_t field)
+{
+    uint32_t i;
+
+    tr_cbor_write_array(w, count);
+    for (i = 0; i < count; i++) {
+        tr_cbor_write_uint(w, get_u32(kept + (size_t)i * EVAL_KEPT_BYTES + field * 4u));
+    }
+    return w->status;
+}
+#endif
+
 tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
 {
     (void)d;
@@ -280,10 +333,13 @@ tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
 #ifdef TR_WITH_ENGINE
     uint32_t index, count, i, correct = 0;
     uint64_t loss = 0, counter = 0;
+    uint8_t *kept = d->mem.wire;
+    int predictions = 0;
     tr_status s;
     int ok;
 
-    if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &count) != TR_OK) {
+    if (tr_body_u32(req, 1, &index) != TR_OK || tr_body_u32(req, 2, &count) != TR_OK ||
+        tr_body_opt_bool(req, 3, &predictions) != TR_OK) {
         return tr_reply_error(rep, TR_E_BAD_BODY);
     }
     if (d->engine == NULL) {
@@ -292,6 +348,16 @@ tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
     s = check_held(d, index, count, rep, &ok);
     if (!ok) {
         return s;
+    }
+    /* Never expected (max_train is capped for TRAIN's larger records), but a
+     * refusal up front, never an answer cut short. */
+    if (predictions && !eval_fits(d, count)) {
+        uint32_t fit = count;
+
+        while (fit > 0u && !eval_fits(d, fit)) {
+            fit--;
+        }
+        return tr_reply_error_detail(rep, TR_E_TOO_LARGE, fit);
     }
     for (i = 0; i < count; i++) {
         tr_step_result r;
@@ -308,8 +374,12 @@ tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
         }
         correct += r.correct != 0u;
         loss += r.loss_ppm;
+        if (predictions) {
+            put_u32(kept + (size_t)i * EVAL_KEPT_BYTES, r.predicted);
+            put_u32(kept + (size_t)i * EVAL_KEPT_BYTES + 4u, r.loss_ppm);
+        }
     }
-    tr_cbor_write_map(&rep->w, 4);
+    tr_cbor_write_map(&rep->w, predictions ? 6u : 4u);
     tr_cbor_write_uint(&rep->w, 1);
     tr_cbor_write_uint(&rep->w, count);
     tr_cbor_write_uint(&rep->w, 2);
@@ -317,7 +387,14 @@ tr_status tr_handle_eval(tr_device *d, const tr_body *req, tr_reply *rep)
     tr_cbor_write_uint(&rep->w, 3);
     tr_cbor_write_uint(&rep->w, clamp32(loss));
     tr_cbor_write_uint(&rep->w, 4);
-    return tr_cbor_write_uint(&rep->w, clamp32(counter));
+    tr_cbor_write_uint(&rep->w, clamp32(counter));
+    if (predictions) {
+        tr_cbor_write_uint(&rep->w, 5);
+        write_kept(&rep->w, kept, count, 0u);
+        tr_cbor_write_uint(&rep->w, 6);
+        write_kept(&rep->w, kept, count, 1u);
+    }
+    return rep->w.status;
 #else
     return tr_reply_error(rep, TR_E_NOT_SUPPORTED);
 #endif

@@ -134,6 +134,12 @@ static void kv_b(unsigned k, const uint8_t *p, size_t n)
     tr_cbor_write_bytes(&req, p, n);
 }
 
+static void kv_bool(unsigned k, int v)
+{
+    tr_cbor_write_uint(&req, k);
+    tr_cbor_write_bool(&req, v);
+}
+
 static uint8_t model_blob[BLOB_MAX];
 static uint8_t weights0[BLOB_MAX];
 static tr_model_desc desc;
@@ -651,6 +657,161 @@ static void test_exactly_once(void)
     CHECK(dev.steps_applied == t0.steps_applied + 1u, "still one step");
 }
 
+/* One EVAL of 12 samples from index 200: predictions -1 leaves key 3 out. */
+static int eval_request(int predictions, tr_frame *r, tr_body *b)
+{
+    body_begin(predictions >= 0 ? 3u : 2u);
+    kv_u(1, 200);
+    kv_u(2, 12);
+    if (predictions >= 0) {
+        kv_bool(3, predictions);
+    }
+    return request(TR_MSG_EVAL, req_buf, req.len, r, b);
+}
+
+/* The uints of the array at key k of b into out (at most cap); their number, or -1. */
+static long uint_array(const tr_body *b, unsigned k, uint32_t *out, size_t cap)
+{
+    tr_cbor_reader rd;
+    size_t n = 0, i;
+
+    if ((b->present & (1u << k)) == 0u) {
+        return -1;
+    }
+    tr_cbor_reader_init(&rd, b->buf, b->len);
+    rd.pos = b->off[k];
+    if (tr_cbor_read_array(&rd, &n) != TR_OK || n > cap) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (tr_cbor_read_u32(&rd, &out[i]) != TR_OK) {
+            return -1;
+        }
+    }
+    return (long)n;
+}
+
+/* EVAL predictions: each sample's class is INFER's argmax for it, the losses
+ * add up to loss_ppm_sum, the totals are those of an EVAL without the key,
+ * which answers exactly as before; the answer fits every max_frame, and one
+ * that would not is refused before any inference. */
+static void test_eval_predictions(void)
+{
+    enum { N = 12, CLASSES = 40 };
+    static uint8_t batch[N * 64];
+    uint8_t labels[N], sha0[32], sha1[32], plain[MAX_FRAME];
+    uint32_t predicted[N], loss[N], v = 0, count = 0, correct = 0, loss_sum = 0, want_correct = 0, wb;
+    uint32_t steps0, mf;
+    uint64_t sum = 0, clock0;
+    size_t blob_len, i, plain_len;
+    tr_frame r;
+    tr_body b;
+    const uint8_t *p;
+    size_t n;
+
+    blob_len = make_model_classes(CLASSES);
+    CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "40-class model");
+    for (i = 0; i < sizeof batch; i++) {
+        batch[i] = (uint8_t)(i * 29u + (i >> 6) * 71u);
+    }
+    for (i = 0; i < N; i++) {
+        labels[i] = (uint8_t)((i * 7u) % CLASSES);
+    }
+    body_begin(4);
+    kv_u(1, 200);
+    kv_u(2, 64);
+    kv_b(3, labels, N);
+    kv_b(4, batch, sizeof batch);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && r.type == TR_MSG_SAMPLES, "12 samples");
+    CHECK(tr_device_weights_sha(&dev, sha0, &wb) == TR_OK, "weights hash");
+    steps0 = dev.steps_applied;
+
+    CHECK(eval_request(1, &r, &b) && r.type == TR_MSG_EVAL, "EVAL with predictions");
+    CHECK(tr_body_u32(&b, 1, &count) == TR_OK && count == N, "count");
+    CHECK(tr_body_u32(&b, 2, &correct) == TR_OK && tr_body_u32(&b, 3, &loss_sum) == TR_OK, "totals");
+    CHECK(uint_array(&b, 5, predicted, N) == N, "predicted: one class a sample");
+    CHECK(uint_array(&b, 6, loss, N) == N, "loss_ppm: one loss a sample");
+    CHECK(r.body_len <= tr_eval_answer_max(N, CLASSES), "within the worst case");
+    for (i = 0; i < N; i++) {
+        body_begin(1);
+        kv_b(1, batch + i * 64u, 64);
+        CHECK(request(TR_MSG_INFER, req_buf, req.len, &r, &b) && tr_body_u32(&b, 1, &v) == TR_OK &&
+                  tr_body_bytes(&b, 2, &p, &n) == TR_OK && n == CLASSES, "INFER");
+        CHECK(predicted[i] == v, "predicted[i] is INFER's class for the sample");
+        {
+            size_t k, best = 0;
+            for (k = 1; k < n; k++) {
+                best = (int8_t)p[k] > (int8_t)p[best] ? k : best;
+            }
+            CHECK(predicted[i] == best, "predicted[i] is the argmax of INFER's logits");
+        }
+        want_correct += predicted[i] == labels[i];
+        sum += loss[i];
+    }
+    CHECK(correct == want_correct, "correct counts predicted[i] == label");
+    CHECK(sum == loss_sum, "the losses add up to loss_ppm_sum");
+    /* Relabelled so that every other prediction is right: correct follows. */
+    for (i = 0; i < N; i++) {
+        labels[i] = (uint8_t)(i % 2u == 0u ? predicted[i] : (predicted[i] + 1u) % CLASSES);
+    }
+    body_begin(4);
+    kv_u(1, 200);
+    kv_u(2, 64);
+    kv_b(3, labels, N);
+    kv_b(4, batch, sizeof batch);
+    CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && r.type == TR_MSG_SAMPLES, "relabelled");
+    {
+        uint32_t again[N];
+
+        CHECK(eval_request(1, &r, &b) && tr_body_u32(&b, 2, &correct) == TR_OK && correct == N / 2,
+              "half the predictions right");
+        CHECK(uint_array(&b, 5, again, N) == N && memcmp(again, predicted, sizeof again) == 0,
+              "the same predictions");
+    }
+
+    /* Without the key: keys 1-4 only, the same totals (and counter). */
+    CHECK(eval_request(1, &r, &b) && r.type == TR_MSG_EVAL, "again");
+    plain_len = r.body_len;
+    memcpy(plain, r.body, plain_len);
+    CHECK(eval_request(-1, &r, &b) && r.type == TR_MSG_EVAL && b.present == 0x1Eu, "without key 3: keys 1-4");
+    CHECK(r.body[0] == 0xa4 && plain[0] == 0xa6 && r.body_len < plain_len &&
+              memcmp(r.body + 1, plain + 1, r.body_len - 1u) == 0, "the same totals as with predictions");
+    plain_len = r.body_len;
+    memcpy(plain, r.body, plain_len);
+    CHECK(eval_request(0, &r, &b) && r.body_len == plain_len && memcmp(r.body, plain, plain_len) == 0,
+          "predictions false: as without the key");
+    body_begin(3);
+    kv_u(1, 200);
+    kv_u(2, 12);
+    kv_u(3, 1);
+    CHECK(request(TR_MSG_EVAL, req_buf, req.len, &r, &b) && err_code(&r, &b) == 3, "predictions not a bool: BAD_BODY");
+    CHECK(tr_device_weights_sha(&dev, sha1, &wb) == TR_OK && memcmp(sha0, sha1, 32) == 0 &&
+              dev.steps_applied == steps0, "EVAL changes nothing");
+
+    /* The worst case (max_train as init caps it, 65535 classes) fits every max_frame. */
+    for (mf = 128u; mf <= 65535u; mf++) {
+        uint32_t cap = (mf - 48u) / 28u;
+        if (tr_eval_answer_max(cap, 65535u) > mf - TR_FRAME_OVERHEAD || cap * 8u > TR_FRAME_WIRE_MAX(mf)) {
+            CHECK(0, "EVAL answer fits max_frame at max_train");
+            printf("  max_frame %u, max_train %u\n", (unsigned)mf, (unsigned)cap);
+            break;
+        }
+    }
+    CHECK(tr_eval_answer_max(2, 65535u) <= 128u - TR_FRAME_OVERHEAD, "twin minimum: 128-byte frames, 2 samples");
+    CHECK(tr_eval_answer_max(32, 65535u) <= 2048u - TR_FRAME_OVERHEAD, "QEMU: 2048-byte frames, 32 samples");
+
+    /* A frame smaller than max_train assumes (init never allows it): TOO_LARGE
+     * with the count that fits, and no inference run. */
+    mf = dev.cfg.max_frame;
+    dev.cfg.max_frame = 60u;
+    clock0 = fake_clock;
+    CHECK(eval_request(1, &r, &b) && err_code(&r, &b) == 4 && tr_body_u32(&b, 3, &v) == TR_OK && v == 4u,
+          "TOO_LARGE: 4 samples fit");
+    CHECK(fake_clock == clock0, "refused before any inference");
+    CHECK(eval_request(-1, &r, &b) && r.type == TR_MSG_EVAL, "the totals still fit");
+    dev.cfg.max_frame = mf;
+}
+
 int main(void)
 {
     tr_device_config cfg;
@@ -674,6 +835,7 @@ int main(void)
     test_link();
     test_model_and_training();
     test_exactly_once();
+    test_eval_predictions();
     CHECK(request(TR_MSG_RESET, NULL, 0, &f, &b) && f.type == TR_MSG_RESET && resets == 1, "RESET via the port");
     TEST_DONE("test_device");
 }
