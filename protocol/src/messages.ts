@@ -97,8 +97,17 @@ export const SCHEMAS: Record<number, MessageSchema> = {
     response: [f(1, 'stepId', 'u'), f(2, 'duplicate', 'bool'), f(3, 'stepsApplied', 'u'), f(4, 'records', 'a'), f(5, 'fault', 'u', true)],
   },
   [MsgType.EVAL]: {
-    request: [f(1, 'index', 'u'), f(2, 'count', 'u')],
-    response: [f(1, 'count', 'u'), f(2, 'correct', 'u'), f(3, 'lossPpmSum', 'u'), f(4, 'counter', 'u')],
+    // predictions: true asks for predicted and lossPpm; false and absent are the same
+    request: [f(1, 'index', 'u'), f(2, 'count', 'u'), f(3, 'predictions', 'bool', true)],
+    // predicted, lossPpm: one uint per sample, only when the request set predictions
+    response: [
+      f(1, 'count', 'u'),
+      f(2, 'correct', 'u'),
+      f(3, 'lossPpmSum', 'u'),
+      f(4, 'counter', 'u'),
+      f(5, 'predicted', 'a', true),
+      f(6, 'lossPpm', 'a', true),
+    ],
   },
   [MsgType.INFER]: { request: [f(1, 'sample', 'b')], response: [f(1, 'class', 'u'), f(2, 'logits', 'b'), f(3, 'counter', 'u')] },
   [MsgType.STATS]: {
@@ -227,6 +236,16 @@ export function decodeTrainRecords(v: unknown): TrainRecord[] {
 
 export const encodeTrainRecords = (records: TrainRecord[]): CborValue[] =>
   records.map((r) => [r.lossPpm, r.counter, r.updatedPpm, r.correct, r.peakRam]);
+
+/** An array of unsigned integers (EVAL's predicted and loss_ppm) of exactly `count` entries; throws ProtocolError(BAD_BODY). */
+export function decodeUintArray(v: unknown, count: number, what: string): number[] {
+  if (!Array.isArray(v)) throw new ProtocolError('BAD_BODY', `${what} is not an array`);
+  if (v.length !== count) throw new ProtocolError('BAD_BODY', `${what} has ${v.length} entries, not ${count}`);
+  return v.map((x, i) => {
+    if (!typeOk(x as CborValue, 'u')) throw new ProtocolError('BAD_BODY', `${what}[${i}] is not an unsigned integer`);
+    return Number(x);
+  });
+}
 
 export type MessageDirection = 'request' | 'response' | 'device';
 

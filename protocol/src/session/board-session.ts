@@ -5,12 +5,13 @@
 import type { Duplex } from 'node:stream';
 import { MsgType, PROTO_VERSION } from '../constants.js';
 import { DisconnectedError, ProtocolError, TimeoutError } from '../errors.js';
-import { decodeTrainRecords } from '../messages.js';
+import { decodeTrainRecords, decodeUintArray } from '../messages.js';
 import { hex, num, sha256 } from './fields.js';
 import { readWeightBytes, sendSampleFrames, stageBlob } from './transfers.js';
 import type {
   BoardLink,
   DeviceStats,
+  EvalOptions,
   EvalResult,
   HelloInfo,
   InferResult,
@@ -151,9 +152,20 @@ export class BoardSession extends RequestWindow implements BoardLink {
     };
   }
 
-  async evaluate(index: number, count: number): Promise<EvalResult> {
-    const r = await this.request(MsgType.EVAL, { index, count }, { barrier: true, timeoutMs: this.workTimeout(count) });
-    return { count: num(r.count), correct: num(r.correct), lossPpmSum: num(r.lossPpmSum), counter: num(r.counter) };
+  /**
+   * EVAL over held samples `index … index + count − 1` (a barrier; it only reads).
+   * With `predictions` the result also has each sample's predicted class and
+   * loss, unless the firmware predates them (then both are absent).
+   */
+  async evaluate(index: number, count: number, opts: EvalOptions = {}): Promise<EvalResult> {
+    const predictions = opts.predictions === true;
+    // false is left out, so the request is byte for byte what a host without the key sends
+    const values = predictions ? { index, count, predictions } : { index, count };
+    const r = await this.request(MsgType.EVAL, values, { barrier: true, timeoutMs: this.workTimeout(count) });
+    const result: EvalResult = { count: num(r.count), correct: num(r.correct), lossPpmSum: num(r.lossPpmSum), counter: num(r.counter) };
+    if (!predictions || (r.predicted === undefined && r.lossPpm === undefined)) return result;
+    if (r.predicted === undefined || r.lossPpm === undefined) throw new ProtocolError('BAD_BODY', 'EVAL answer has only one of predicted and loss_ppm');
+    return { ...result, predicted: decodeUintArray(r.predicted, result.count, 'EVAL predicted'), lossPpm: decodeUintArray(r.lossPpm, result.count, 'EVAL loss_ppm') };
   }
 
   async infer(sample: Uint8Array): Promise<InferResult> {

@@ -74,11 +74,23 @@ export interface TrainResult {
   fault?: number;
 }
 
+export interface EvalOptions {
+  /** Ask for each sample's predicted class and loss (SPEC §0x32 key 3). */
+  predictions?: boolean;
+}
+
 export interface EvalResult {
   count: number;
   correct: number;
   lossPpmSum: number;
   counter: number;
+  /**
+   * With `predictions`: the class predicted for sample `index + i` at i (`count` entries).
+   * Absent when not asked for, or when the firmware predates the key (it ignores it).
+   */
+  predicted?: number[];
+  /** With `predictions`: sample `index + i`'s cross-entropy ×10⁶ at i; present exactly when `predicted` is. */
+  lossPpm?: number[];
 }
 
 export interface InferResult {
@@ -192,7 +204,7 @@ export interface BoardLink {
   weightsInfo(): Promise<WeightsInfo>;
   sendSamples(index: number, sampleBytes: number, labels: Uint8Array, data: Uint8Array): Promise<SamplesResult>;
   train(req: TrainRequest): Promise<TrainResult>;
-  evaluate(index: number, count: number): Promise<EvalResult>;
+  evaluate(index: number, count: number, opts?: EvalOptions): Promise<EvalResult>;
   stats(): Promise<DeviceStats>;
   reset(): Promise<HelloInfo>;
   close(): Promise<void>;
