@@ -197,6 +197,17 @@ function messages(): Block[] {
     req('train request (no layer trains its weights, one bias)', T.TRAIN, 31, { stepId: 2, index: 0, count: 1, lrPpm: 10_000, trainable: 0, biasOnly: 0b100 }),
     req('eval request', T.EVAL, 20, { index: 0, count: 64 }),
     resp('eval response (64-bit counter)', T.EVAL, 20, { count: 64, correct: 51, lossPpmSum: 40_000_000, counter: 5_000_000_000 }),
+    req('eval request (predictions)', T.EVAL, 32, { index: 256, count: 32, predictions: true }),
+    req('eval request (predictions false: as without the key)', T.EVAL, 33, { index: 0, count: 4, predictions: false }),
+    // classes and losses of 1, 2, 3 and 5 bytes; the losses add up to lossPpmSum
+    resp('eval response (predictions)', T.EVAL, 32, {
+      count: 4,
+      correct: 2,
+      lossPpmSum: 6_368_133,
+      counter: 4000,
+      predicted: [3, 0, 30, 1000],
+      lossPpm: [12, 4_000_000, 2_302_585, 65_536],
+    }),
     req('infer request', T.INFER, 21, { sample: bytes(16, 6) }),
     resp('infer response', T.INFER, 21, { class: 7, logits: Int8ToBytes([-128, -5, 0, 3, 127, -1, 10, 100, -100, 1]), counter: 99 }),
     req('stats request', T.STATS, 22, {}),
@@ -284,6 +295,7 @@ function invalidFrames(): Block[] {
     invalid('body is not a map', rawWithCrc(T.EVAL, 0, 50, Uint8Array.of(0x82, 0x00, 0x01)), 'BAD_BODY', 'error BAD_BODY'),
     invalid('required key missing (eval count)', rawWithCrc(T.EVAL, 0, 51, cborEncode({ 1: 0 })), 'BAD_BODY', 'error BAD_BODY'),
     invalid('wrong type (samples labels as text)', rawWithCrc(T.SAMPLES, 0, 52, cborEncode({ 1: 0, 2: 1, 3: 'a', 4: Uint8Array.of(1) })), 'BAD_BODY', 'error BAD_BODY'),
+    invalid('wrong type (eval predictions as uint)', rawWithCrc(T.EVAL, 0, 54, cborEncode({ 1: 0, 2: 1, 3: 1 })), 'BAD_BODY', 'error BAD_BODY'),
     invalid('negative where unsigned (train lr)', rawWithCrc(T.TRAIN, 0, 53, cborEncode({ 1: 1, 2: 0, 3: 1, 4: -5 })), 'BAD_BODY', 'error BAD_BODY'),
   ];
 }
@@ -379,6 +391,18 @@ function deviceScenarios(): Block[] {
   ask('a sample past the held ones', T.TRAIN, train(6, 1, 2), 'error BAD_SAMPLE', error('BAD_SAMPLE', 2));
   ask("step 5 again still answers with step 5's records", T.TRAIN, train(5, 0, 1), 'train duplicate=true steps_applied=1 weights=same', () => ({ records_of: 'step 5' }));
   ask('step 6 was never used up', T.TRAIN, train(6, 1, 1), 'train duplicate=false records=1 steps_applied=2 weights=changed');
+
+  // `predicted`: N (keys 5 and 6 with N entries each) or none (keys 1-4 only); `totals_of`: keys 1-4 as that block's
+  start('EVAL with predictions');
+  const withPredictions = 'EVAL with predictions: a class and a loss for each sample';
+  ask('four samples, one labelled 9, before the model', T.SAMPLES, samples(0, [0, 9, 2, 3], 18), 'ok', samplesOk(0, 4));
+  ask('after the load, predictions over the label-9 sample: refused, nothing answered', T.EVAL, { index: 0, count: 2, predictions: true }, 'error BAD_SAMPLE', error('BAD_SAMPLE', 1), VECTOR_MODEL);
+  ask('the label-9 sample sent again with a label that fits', T.SAMPLES, samples(1, [1], 19), 'ok', samplesOk(1, 1));
+  ask(withPredictions, T.EVAL, { index: 0, count: 4, predictions: true }, 'ok', () => ({ predicted: '4' }));
+  ask('the same EVAL without the key answers as before, with the same totals', T.EVAL, { index: 0, count: 4 }, 'ok', () => ({ predicted: 'none', totals_of: withPredictions }));
+  ask('predictions false is the same as absent', T.EVAL, { index: 0, count: 4, predictions: false }, 'ok', () => ({ predicted: 'none', totals_of: withPredictions }));
+  ask('predictions over two samples', T.EVAL, { index: 2, count: 2, predictions: true }, 'ok', () => ({ predicted: '2' }));
+  ask('count above max_train', T.EVAL, { index: 0, count: 65, predictions: true }, 'error BAD_ARG', error('BAD_ARG', 64));
   return out;
 }
 

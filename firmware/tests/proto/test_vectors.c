@@ -358,6 +358,13 @@ static struct {
 } g_kept[MAX_KEPT];
 static int g_nkept;
 
+/* Keys 1-4 (count, correct, loss_ppm_sum, counter) of each answered EVAL of the scenario, by block name. */
+static struct {
+    char name[160];
+    uint32_t totals[4];
+} g_evals[MAX_KEPT];
+static int g_nevals;
+
 /* Everything a refused request or a duplicate must leave as it was. */
 typedef struct {
     uint8_t weights_sha[32];
@@ -512,6 +519,95 @@ static void fresh_device(const char *what)
     sent_len = 0;
     g_setup_seq = 30000u;
     g_nkept = 0;
+    g_nevals = 0;
+}
+
+/* The uints of the array at key k (at most cap) into out: their number, or -1. */
+static long uint_array(const tr_body *b, unsigned k, uint32_t *out, size_t cap)
+{
+    tr_cbor_reader rd;
+    size_t n = 0, i;
+
+    if ((b->present & (1u << k)) == 0u) {
+        return -1;
+    }
+    tr_cbor_reader_init(&rd, b->buf, b->len);
+    rd.pos = b->off[k];
+    if (tr_cbor_read_array(&rd, &n) != TR_OK || n > cap) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (tr_cbor_read_u32(&rd, &out[i]) != TR_OK) {
+            return -1;
+        }
+    }
+    return (long)n;
+}
+
+/* An EVAL answered `ok` with `predicted: N|none` and `totals_of: NAME`: keys
+ * 5 and 6 with N entries each (a class below the model's classes, losses that
+ * add up to key 3, correct = classes equal to the held labels) or keys 1-4
+ * only; the totals those of the named block; nothing changed. */
+static void check_eval(const char *what, const tr_frame *req, const tr_frame *r, const dev_state *before,
+                       const dev_state *after)
+{
+    static uint32_t predicted[MAX_FRAME], loss[MAX_FRAME];
+    const char *want = get("predicted"), *of = get("totals_of");
+    uint32_t totals[4] = {0, 0, 0, 0}, index = 0, k;
+    tr_body b, rb;
+    int i;
+
+    CHECK(tr_body_parse(&b, r->body, r->body_len) == TR_OK && tr_body_parse(&rb, req->body, req->body_len) == TR_OK &&
+              tr_body_u32(&rb, 1, &index) == TR_OK, what);
+    for (k = 0; k < 4u; k++) {
+        CHECK(tr_body_u32(&b, k + 1u, &totals[k]) == TR_OK, what);
+    }
+    CHECK(memcmp(before, after, sizeof *before) == 0, what); /* EVAL only reads */
+    if (want != NULL && strcmp(want, "none") == 0) {
+        CHECK(b.present == 0x1Eu, what);
+        if (b.present != 0x1Eu) {
+            printf("  %s: keys 0x%x, want 1-4 only\n", what, (unsigned)b.present);
+        }
+    } else if (want != NULL) {
+        long n = (long)strtoul(want, NULL, 10);
+        long np = uint_array(&b, 5, predicted, MAX_FRAME), nl = uint_array(&b, 6, loss, MAX_FRAME);
+        uint64_t sum = 0;
+        uint32_t correct = 0;
+
+        CHECK(b.present == 0x7Eu && np == n && nl == n && totals[0] == (uint32_t)n, what);
+        if (np != n || nl != n) {
+            printf("  %s: %ld classes and %ld losses, want %ld\n", what, np, nl, n);
+            return;
+        }
+        for (i = 0; i < n; i++) {
+            const tr_sample_meta *m = &meta[(index + (uint32_t)i) % SLOTS];
+
+            CHECK(predicted[i] < dev.model.classes, what);
+            correct += predicted[i] == m->label;
+            sum += loss[i];
+        }
+        CHECK(correct == totals[1], what);
+        CHECK(sum == totals[2], what);
+    }
+    if (of != NULL) {
+        int found = 0;
+
+        for (i = 0; i < g_nevals; i++) {
+            if (strcmp(g_evals[i].name, of) == 0) {
+                found = 1;
+                CHECK(memcmp(g_evals[i].totals, totals, sizeof totals) == 0, what);
+                if (memcmp(g_evals[i].totals, totals, sizeof totals) != 0) {
+                    printf("  %s: totals are not those of '%s'\n", what, of);
+                }
+            }
+        }
+        CHECK(found, what);
+    }
+    if (g_nevals < MAX_KEPT) {
+        snprintf(g_evals[g_nevals].name, sizeof g_evals[0].name, "%s", get("name"));
+        memcpy(g_evals[g_nevals].totals, totals, sizeof totals);
+        g_nevals++;
+    }
 }
 
 /* The value of `key=` in a `device: train ...` line, or NULL. */
@@ -584,6 +680,9 @@ static void check_device_step(const char *what, const uint8_t *wire, size_t n, c
         }
     } else if (strcmp(device, "ok") == 0) {
         CHECK(r.type == req->type, what);
+        if (r.type == TR_MSG_EVAL && (get("predicted") != NULL || get("totals_of") != NULL)) {
+            check_eval(what, req, &r, &before, &after);
+        }
     } else if (strncmp(device, "train", 5) == 0) {
         char v[64];
         const char *of = get("records_of");
