@@ -71,14 +71,20 @@ export class ApiClient {
     return h;
   }
 
-  async request<T>(method: string, route: string, opts: { body?: unknown; query?: Query } = {}): Promise<{ status: number; body: T }> {
+  async request<T>(
+    method: string,
+    route: string,
+    opts: { body?: unknown; query?: Query; bytes?: { data: Uint8Array; type: string } } = {},
+  ): Promise<{ status: number; body: T }> {
     const url = this.url(route, opts.query);
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: this.headers(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
-        body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+        headers: this.headers(
+          opts.bytes ? { 'content-type': opts.bytes.type } : opts.body !== undefined ? { 'content-type': 'application/json' } : {},
+        ),
+        body: opts.bytes ? (opts.bytes.data as unknown as BodyInit) : opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
       });
     } catch (e) {
       throw new ConnectError(this.base, e);
@@ -107,6 +113,15 @@ export class ApiClient {
 
   post<T>(route: string, body: unknown, query?: Query): Promise<{ status: number; body: T }> {
     return this.request<T>('POST', route, { body, query });
+  }
+
+  /** POSTs raw bytes (a model blob) with their content type. */
+  postBytes<T>(route: string, data: Uint8Array, type: string, query?: Query): Promise<{ status: number; body: T }> {
+    return this.request<T>('POST', route, { bytes: { data, type }, query });
+  }
+
+  delete<T>(route: string): Promise<{ status: number; body: T }> {
+    return this.request<T>('DELETE', route);
   }
 
   /** Opens a streaming GET (server-sent events). */

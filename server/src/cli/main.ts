@@ -7,6 +7,7 @@ import type { Static } from '@fastify/type-provider-typebox';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiError, ConnectError, resolveToken, type Query } from './client.js';
 import { datasetCommands } from './datasets.js';
+import { modelCommands } from './models.js';
 import { followJob, type JobView } from './follow.js';
 import type { SnapshotView } from '../routes/schemas.js';
 import { kib, num, pct, record, shortHash, table } from './format.js';
@@ -180,7 +181,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     'train',
     'samples to stream and train on',
   )
-    .option('--steps <n>', 'steps over the samples already on the board', int('--steps', 1))
+    .option('--steps <n>', 'steps over the samples already on the board (the newest)', int('--steps', 1))
+    .option('--epochs <n>', 'passes over the slice (the whole split without --count), each in a seeded shuffled order', int('--epochs', 1))
+    .option('--seed <n>', 'seeds the shuffle (the same seed, the same weights)', int('--seed'))
+    .option('--schedule <kind>', 'learning-rate schedule: constant, step or cosine')
+    .option('--lr-min <x>', 'cosine: the rate it ends at', float('--lr-min'))
     .option(
       '--lr <x>',
       'learning rate (default 0.002 with standardized gradients, useful 0.001-0.005; 0.005 with --qas, useful 0.005-0.02)',
@@ -200,11 +205,18 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         'The default optimizer is standardized gradients: each channel\'s gradient divided by its spread, batch size 1.',
     )
     .action(async (device: string, o: Record<string, unknown>) => {
-      if ((o.count === undefined) === (o.steps === undefined)) throw new UsageError('train needs exactly one of --count <n> (a dataset slice) or --steps <n>');
+      const slice = o.count !== undefined || o.epochs !== undefined;
+      if (slice === (o.steps !== undefined)) {
+        throw new UsageError('train needs a dataset slice (--count <n> and/or --epochs <n>) or --steps <n>, not both');
+      }
+      if (o.schedule !== undefined && !['constant', 'step', 'cosine'].includes(String(o.schedule))) {
+        throw new UsageError('--schedule is constant, step or cosine');
+      }
       const body: Record<string, unknown> = {};
       if (o.lr !== undefined) body.lr = o.lr;
-      if (o.count !== undefined) Object.assign(body, { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count });
+      if (slice) Object.assign(body, { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count });
       else body.steps = o.steps;
+      for (const k of ['epochs', 'seed', 'schedule', 'lrMin'] as const) if (o[k] !== undefined) body[k] = o[k];
       if (o.lambdaMin !== undefined || o.lambdaMax !== undefined) {
         body.sparse = { lambdaMin: o.lambdaMin ?? o.lambdaMax, lambdaMax: o.lambdaMax ?? 1 };
       }
@@ -219,22 +231,40 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       await jobCommand(`/v1/devices/${encodeURIComponent(device)}/train`, body, !!o.wait, (j) => {
         const r = (j.result ?? {}) as Record<string, number | null | string | object>;
         if (j.state !== 'succeeded') return `job ${j.id} ${j.state}`;
-        return `trained ${r.steps} steps on ${device}: mean loss ${num(r.meanLoss as number)}, train accuracy ${pct(r.trainAccuracy as number)}, weights ${shortHash(r.weightsSha256 as string)}${r.guard ? `, guard ${JSON.stringify(r.guard)}` : ''}`;
+        const epochs = (r.epochs as { epoch: number; meanLoss: number; trainAccuracy: number }[] | undefined)
+          ?.map((e) => `\n  epoch ${e.epoch}: mean loss ${num(e.meanLoss)}, train accuracy ${pct(e.trainAccuracy)}`)
+          .join('') ?? '';
+        return `trained ${r.steps} steps on ${device}: mean loss ${num(r.meanLoss as number)}, train accuracy ${pct(r.trainAccuracy as number)}, weights ${shortHash(r.weightsSha256 as string)}${r.guard ? `, guard ${JSON.stringify(r.guard)}` : ''}${epochs}`;
       });
     });
 
   sliceOptions(
-    program.command('evaluate <device>').description('accuracy and loss on the board: a dataset slice, or the samples it holds'),
+    program
+      .command('evaluate <device>')
+      .alias('eval')
+      .description('accuracy, loss, per-class figures and confusion matrix on the board: a dataset slice, or the samples it holds'),
     'test',
     'samples (none: the samples on the board)',
   )
     .option('--wait', 'follow the job until it ends')
-    .action(async (device: string, o: { dataset: string; split: string; offset: number; count?: number; wait?: boolean }) => {
-      const body = o.count !== undefined ? { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count } : {};
+    .option('--held', 'evaluate the samples the board holds instead of a dataset slice')
+    .action(async (device: string, o: { dataset: string; split: string; offset: number; count?: number; wait?: boolean; held?: boolean }) => {
+      // a dataset slice (to the end of the split without --count), or with --held the board's ring
+      const body = o.held ? {} : { dataset: o.dataset, split: o.split, offset: o.offset, count: o.count };
       await jobCommand(`/v1/devices/${encodeURIComponent(device)}/evaluate`, body, !!o.wait, (j) => {
-        const r = (j.result ?? {}) as { accuracy?: number; loss?: number; count?: number; correct?: number };
+        const r = (j.result ?? {}) as {
+          accuracy?: number; loss?: number; count?: number; correct?: number;
+          classes?: { label: number; name: string | null; count: number; correct: number; accuracy: number | null; loss: number | null }[] | null;
+          confusion?: number[][] | null;
+        };
         if (j.state !== 'succeeded') return `job ${j.id} ${j.state}`;
-        return `accuracy ${pct(r.accuracy)} (${r.correct}/${r.count}), loss ${num(r.loss)}`;
+        const head = `accuracy ${pct(r.accuracy)} (${r.correct}/${r.count}), loss ${num(r.loss)}`;
+        if (!r.classes || !r.confusion) return head;
+        const perClass = table(
+          ['CLASS', 'NAME', 'SAMPLES', 'CORRECT', 'ACCURACY', 'LOSS', ...r.confusion.map((_, i) => `>${i}`)],
+          r.classes.map((c) => [c.label, c.name, c.count, c.correct, pct(c.accuracy), num(c.loss), ...r.confusion![c.label]]),
+        );
+        return `${head}\n${perClass}\n(>k: samples of the class predicted as k)`;
       });
     });
 
@@ -363,6 +393,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
         return `${head}\n${t}${r.next !== null ? `\nmore: --after ${r.next}` : ''}`;
       });
     });
+
+  // model create | list | show | delete
+  modelCommands(program, { api: () => ctx().api, json: () => ctx().g.json, out: io.out, usage: (message) => new UsageError(message) });
 
   // dataset upload | list | show | delete
   datasetCommands(program, {

@@ -101,6 +101,15 @@ export function withTrainDefaults(p: TrainRequest): TrainParams {
   return { ...p, lr: p.lr ?? (p.qas ? DEFAULT_LR.qas : DEFAULT_LR.standardized) };
 }
 
+/** A dataset slice without count runs to the end of its split (a missing dataset is 404 here). */
+export function withWholeSplit<P extends { dataset?: string; split?: Split; offset?: number; count?: number }>(rig: Rig, p: P, split: Split): P {
+  if (p.dataset === undefined || p.count !== undefined) return p;
+  const size = rig.datasets.info(p.dataset).splits[p.split ?? split];
+  const offset = p.offset ?? 0;
+  if (offset >= size) throw Errors.BAD_REQUEST(`${p.dataset}/${p.split ?? split} has ${size} samples; offset ${offset} is past its end`);
+  return { ...p, count: size - offset };
+}
+
 export interface EvalParams {
   dataset?: string;
   split?: Split;

@@ -15,6 +15,7 @@ import {
   LR_MIN,
   runTraining,
   withTrainDefaults,
+  withWholeSplit,
   type EvalParams,
   type TrainRequest,
 } from '../operations/training.js';
@@ -133,7 +134,7 @@ const TrainBody = Type.Object(
     dataset: Type.Optional(Type.String()),
     split: Type.Optional(Split),
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
-    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
     steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board (the newest, unless range names others)' })),
     range: Type.Optional(
       Type.Object(
@@ -194,7 +195,7 @@ const EvalBody = Type.Object(
     dataset: Type.Optional(Type.String()),
     split: Type.Optional(Split),
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
-    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
   },
   { additionalProperties: false },
 );
@@ -392,7 +393,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const params = withTrainDefaults(req.body as TrainRequest);
+      const params = withWholeSplit(rig, withTrainDefaults(req.body as TrainRequest), 'train');
       const out = await boardJob(req, req.params.id, 'train', params, checkTrainParams, runTraining, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
@@ -412,7 +413,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const params = (req.body ?? {}) as EvalParams;
+      const params = withWholeSplit(rig, (req.body ?? {}) as EvalParams, 'test');
       const out = await boardJob(req, req.params.id, 'evaluate', params, checkEvalParams, evaluateSlice, req.query.wait);
       return reply.status(out.status).send(out.body);
     },
