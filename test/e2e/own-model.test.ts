@@ -8,8 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { executable } from '../../tools/proc/paths.js';
-import { RigProcess, requireBoardFirmware } from '../../tools/proc/rig.js';
+import { RigProcess, qemuRigReady } from '../../tools/proc/rig.js';
 import { writeFashionCsv } from '../helpers/fashion-csv.js';
 import { apiClient, auth, buildApp, tempDir, until, type Json } from '../server/helpers.js';
 
@@ -31,14 +30,7 @@ export const CNN14 = {
 /** Measured: 74.7 % on the 300 test samples (chance is 10 %). */
 const ACCURACY_FLOOR = 0.65;
 
-const ready = executable('/usr/bin/qemu-system-arm') && (() => {
-  try {
-    requireBoardFirmware();
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const ready = qemuRigReady();
 
 let app: FastifyInstance;
 let rig: RigProcess;

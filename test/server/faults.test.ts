@@ -14,6 +14,16 @@ import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 let twins: TwinProcess[] = [];
+
+/** A REST call on a daemon process, with the admin token. */
+const req = async (d: DaemonProcess, method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
+  const r = await fetch(`${d.url}${url}`, {
+    method,
+    headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: r.status, body: (await r.json()) as Json };
+};
 afterAll(async () => {
   await stopTwins(twins);
 });
@@ -87,15 +97,6 @@ describe.runIf(twinBuilt())('daemon killed with SIGKILL', () => {
     await daemon?.kill9();
     daemon = null;
   });
-
-  const req = async (d: DaemonProcess, method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
-    const r = await fetch(`${d.url}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: r.status, body: (await r.json()) as Json };
-  };
 
   it('leaves no half snapshot and no job stuck running after a restart', async () => {
     const dir = tempDir('tinyrig-kill9-');
@@ -179,15 +180,6 @@ describe.runIf(twinBuilt() && linksimBuilt())('work cut off by SIGKILL', () => {
     daemon = null;
     for (const s of sims.splice(0)) await s.stop();
   });
-
-  const req = async (d: DaemonProcess, method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> => {
-    const r = await fetch(`${d.url}${url}`, {
-      method,
-      headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: r.status, body: (await r.json()) as Json };
-  };
 
   it('keeps each board\'s outcome of a fleet rollback and the steps of a training job that were under way', async () => {
     const dir = tempDir('tinyrig-partial-');

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { collectOutput, pidAlive, stopChild, until } from './child.js';
-import { qemuElf, repoRoot } from './paths.js';
+import { executable, qemuElf, repoRoot } from './paths.js';
 
 export interface RigDevice {
   id: string;
@@ -22,6 +22,17 @@ export const QEMU_CLASSES = ['m0plus', 'm4', 'm7'] as const;
 export function requireBoardFirmware(): void {
   const missing = QEMU_CLASSES.map(qemuElf).filter((f) => !fs.existsSync(f));
   if (missing.length) throw new Error(`QEMU board firmware not built (make -C firmware): ${missing.join(', ')}`);
+}
+
+/** Whether QEMU and the board images are here, so a test of the emulated rig can run. */
+export function qemuRigReady(): boolean {
+  if (!executable('/usr/bin/qemu-system-arm')) return false;
+  try {
+    requireBoardFirmware();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class RigProcess {
