@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { Datasets } from './datasets/index.js';
 import type { DeviceRegistry } from './devices/registry.js';
 import type { EnergyService } from './energy/index.js';
+import type { BoardJobs } from './jobs/board-jobs.js';
 import type { JobRunner } from './jobs/runner.js';
 import type { MetricsRegistry } from './metrics.js';
 import type { ModelCatalog } from './models/catalog.js';
@@ -25,6 +26,7 @@ export interface Rig {
   store: Store;
   devices: DeviceRegistry;
   jobs: JobRunner;
+  boardJobs: BoardJobs;
   energy: EnergyService;
   zoo: ModelZoo;
   models: ModelCatalog;

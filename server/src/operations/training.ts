@@ -2,7 +2,9 @@
 // (each chunk fits the sample ring and one TRAIN), or reuse the samples the
 // board holds; record every step with its energy; report loss and accuracy
 // as they happen.
+import type { Static } from '@fastify/type-provider-typebox';
 import type { Split } from '../datasets/index.js';
+import type { EvalBody, TrainBody } from '../routes/schemas.js';
 import type { Board } from '../devices/board.js';
 import type { TrainRecord } from '../../../protocol/src/index.js';
 import { Errors, RigError } from '../errors.js';
@@ -19,33 +21,8 @@ export interface DatasetRef {
   count: number;
 }
 
-export interface TrainRequest {
-  dataset?: string;
-  split?: Split;
-  offset?: number;
-  count?: number;
-  steps?: number;
-  /** Passes over the dataset slice, each in a seeded shuffled order (default 1, in slice order). */
-  epochs?: number;
-  /** Shuffle each epoch's order (default: when epochs is given); seeded by seed. */
-  shuffle?: boolean;
-  seed?: number;
-  schedule?: 'constant' | 'step' | 'cosine';
-  /** cosine: the rate it ends at (default 0). */
-  lrMin?: number;
-  /** step: multiply the rate by gamma (default 0.1) every stepEvery steps (default: one epoch). */
-  stepEvery?: number;
-  gamma?: number;
-  /** Held sample numbers [from, to) that {steps} trains over (default: the newest `steps` held). */
-  range?: { from: number; to: number };
-  lr?: number;
-  sparse?: { lambdaMin: number; lambdaMax: number };
-  trainableLayers?: number[];
-  biasOnlyLayers?: number[];
-  qas?: boolean;
-  stochasticRounding?: boolean;
-  guard?: { margin?: number; dataset?: string; split?: Split; offset?: number; count?: number } | false;
-}
+/** A train request as the route's schema admits it (routes/schemas.ts TrainBody). */
+export type TrainRequest = Static<typeof TrainBody>;
 
 /** A train request with its learning rate resolved: what the job runs and records. */
 export type TrainParams = TrainRequest & { lr: number };
@@ -110,12 +87,8 @@ export function withWholeSplit<P extends { dataset?: string; split?: Split; offs
   return { ...p, count: size - offset };
 }
 
-export interface EvalParams {
-  dataset?: string;
-  split?: Split;
-  offset?: number;
-  count?: number;
-}
+/** An evaluate request as the route's schema admits it (routes/schemas.ts EvalBody). */
+export type EvalParams = Static<typeof EvalBody>;
 
 export interface ClassFigures {
   label: number;

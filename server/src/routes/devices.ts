@@ -1,8 +1,9 @@
 // /v1/devices: the boards, and everything done to one board.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Board } from '../devices/board.js';
 import { Errors, RigError } from '../errors.js';
+import { actorOf } from '../jobs/board-jobs.js';
 import type { JobContext } from '../jobs/runner.js';
 import { checkSliceFits, streamSlice } from '../operations/samples.js';
 import { deployModel, rollbackBoard, takeSnapshot } from '../operations/snapshots.js';
@@ -10,9 +11,7 @@ import { lastGood } from '../operations/fleet.js';
 import {
   checkEvalParams,
   checkTrainParams,
-  DEFAULT_LR,
   evaluateSlice,
-  LR_MIN,
   runTraining,
   withTrainDefaults,
   withWholeSplit,
@@ -24,7 +23,9 @@ import type { JobRow } from '../store/store.js';
 import {
   DatasetSlice,
   DeviceParams,
+  EvalBody,
   EvalSliceSchema,
+  TrainBody,
   errorReplies,
   JobAccepted,
   JobView,
@@ -51,154 +52,12 @@ const mutating = (rig: Rig, role: 'operator' | 'admin' = 'operator', optionalBod
   rateLimit: { max: rig.config.rateLimitMax, timeWindow: rig.config.rateLimitWindowMs },
 });
 
-/** Name of the token a request came with (recorded on the jobs it starts). */
-export const actorOf = (req: FastifyRequest): string | null => req.principal?.name ?? null;
-
-/** Submits a job that holds the board's lease until it ends; 409 when another holds it. */
-function submitBoardJob<T>(
-  fastify: FastifyInstance,
-  board: Board,
-  kind: string,
-  params: unknown,
-  fn: (ctx: JobContext) => Promise<T>,
-  opts: { total?: number; actor: string | null },
-): JobRow {
-  const release = board.acquire(`a ${kind} request`);
-  let row: JobRow;
-  try {
-    row = fastify.jobs.submit(kind, board.id, params, fn, {
-      total: opts.total,
-      actor: opts.actor,
-      release: () => {
-        release();
-        // cached figures follow the board after every job
-        if (board.status === 'online') void board.refreshStats().catch(() => undefined);
-      },
-    });
-  } catch (err) {
-    release();
-    throw err;
-  }
-  board.relabel(`job ${row.id}`);
-  return row;
-}
-
-/** Starts a board job; with wait, answers once it ended, otherwise 202 {jobId}. */
-export async function startBoardJob<T>(
-  fastify: FastifyInstance,
-  board: Board,
-  kind: string,
-  params: unknown,
-  fn: (ctx: JobContext) => Promise<T>,
-  opts: { total?: number; wait?: boolean; actor: string | null },
-): Promise<{ status: 200; body: ReturnType<typeof jobView> } | { status: 202; body: { jobId: string; state: string; href: string } }> {
-  const row = submitBoardJob(fastify, board, kind, params, fn, opts);
-  if (opts.wait) return { status: 200, body: jobView((await fastify.jobs.wait(row.id))!) };
-  return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
-}
-
-/** Runs a short operation as a recorded job and answers with its result, or throws its error. */
-async function runBoardOperation<T>(
-  fastify: FastifyInstance,
-  board: Board,
-  kind: string,
-  params: unknown,
-  fn: (ctx: JobContext) => Promise<T>,
-  actor: string | null,
-): Promise<T & { jobId: string }> {
-  let value: T | undefined;
-  let failure: unknown;
-  const row = submitBoardJob(fastify, board, kind, params, async (ctx) => {
-    try {
-      value = await fn(ctx);
-      return value;
-    } catch (err) {
-      failure = err;
-      throw err;
-    }
-  }, { actor });
-  await fastify.jobs.wait(row.id);
-  if (failure !== undefined) throw failure;
-  return { ...(value as T), jobId: row.id };
-}
-
 function bytesFrom(v: unknown, what: string): Uint8Array {
   if (v instanceof Uint8Array) return v;
   if (typeof v === 'string') return Buffer.from(v, 'base64');
   if (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)) return Uint8Array.from(v as number[]);
   throw Errors.BAD_REQUEST(`${what} must be bytes: a CBOR byte string, base64 text or an array of 0..255`);
 }
-
-const TrainBody = Type.Object(
-  {
-    dataset: Type.Optional(Type.String()),
-    split: Type.Optional(Split),
-    offset: Type.Optional(Type.Integer({ minimum: 0 })),
-    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
-    steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board (the newest, unless range names others)' })),
-    range: Type.Optional(
-      Type.Object(
-        { from: Type.Integer({ minimum: 0 }), to: Type.Integer({ minimum: 1 }) },
-        { additionalProperties: false, description: 'held sample numbers from … to-1 for steps (as /samples reports them); steps beyond cycle over them' },
-      ),
-    ),
-    lr: Type.Optional(
-      Type.Number({
-        minimum: LR_MIN,
-        maximum: 100,
-        description:
-          `learning rate; default ${DEFAULT_LR.standardized} with standardized gradients (the default optimizer, ` +
-          `useful range 0.001-0.005), ${DEFAULT_LR.qas} with qas (useful range 0.005-0.02). ` +
-          `The wire carries millionths: ${LR_MIN} is the smallest, 100 the largest the engine takes`,
-      }),
-    ),
-    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'passes over the dataset slice (each shuffled, seeded by seed)' })),
-    shuffle: Type.Optional(Type.Boolean({ description: 'shuffle each epoch (default: true when epochs is given)' })),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'seeds the shuffle (default 1): the same seed gives the same order, so the same weights' })),
-    schedule: Type.Optional(
-      Type.Union([Type.Literal('constant'), Type.Literal('step'), Type.Literal('cosine')], {
-        description: 'learning-rate schedule over the job, by step number, constant over blocks of 16 steps',
-      }),
-    ),
-    lrMin: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'cosine: the rate it ends at (default 0)' })),
-    stepEvery: Type.Optional(Type.Integer({ minimum: 1, description: 'step: steps between decays (default: one epoch)' })),
-    gamma: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'step: factor at each decay (default 0.1)' })),
-    sparse: Type.Optional(
-      Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
-    ),
-    trainableLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
-    biasOnlyLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
-    qas: Type.Optional(
-      Type.Boolean({
-        description: 'optimizer: int8 SGD with quantization-aware gradient scaling instead of standardized gradients (the default)',
-      }),
-    ),
-    stochasticRounding: Type.Optional(Type.Boolean()),
-    guard: Type.Optional(
-      Type.Union([
-        Type.Literal(false),
-        Type.Object({
-          margin: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-          dataset: Type.Optional(Type.String()),
-          split: Type.Optional(Split),
-          offset: Type.Optional(Type.Integer({ minimum: 0 })),
-          count: Type.Optional(Type.Integer({ minimum: 1 })),
-        }),
-      ]),
-    ),
-  },
-  { additionalProperties: false },
-);
-
-const EvalBody = Type.Object(
-  {
-    dataset: Type.Optional(Type.String()),
-    split: Type.Optional(Split),
-    offset: Type.Optional(Type.Integer({ minimum: 0 })),
-    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
-  },
-  { additionalProperties: false },
-);
 
 const Overwrite = Type.Optional(
   Type.Boolean({ description: 'send a batch larger than the ring anyway: only its last ring-full stays held (default: refused, 413)' }),
@@ -234,7 +93,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
     // everything the job would refuse is refused here, before the 202
     const { total } = check(rig, board, params);
-    return startBoardJob(fastify, board, kind, params, (ctx) => run(rig, board, ctx, params), { total, wait, actor: actorOf(req) });
+    return rig.boardJobs.start(board, kind, params, (ctx) => run(rig, board, ctx, params), { total, wait, actor: actorOf(req) });
   };
 
   fastify.get(
@@ -298,7 +157,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (req) => {
       const board = rig.devices.get(req.params.id);
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
-      const out = await runBoardOperation(fastify, board, 'deploy', req.body, () =>
+      const out = await rig.boardJobs.operation(board, 'deploy', req.body, () =>
         deployModel(rig, board, req.body as Parameters<typeof deployModel>[2]),
       actorOf(req));
       return out as { deviceId: string; jobId: string };
@@ -361,8 +220,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
           { slots, count: slice.labels.length },
         );
       }
-      const release = board.acquire('a samples request');
-      try {
+      return rig.boardJobs.withLease(board, 'a samples request', async () => {
         const { first, overwritten } = await streamSlice(board, slice);
         return {
           deviceId: board.id,
@@ -373,9 +231,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
           slots,
           overwritten,
         };
-      } finally {
-        release();
-      }
+      });
     },
   );
 
@@ -524,7 +380,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       const body = req.body ?? {};
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
       if (body.evaluate) checkEvalParams(rig, board, body.evaluate);
-      const out = await runBoardOperation(fastify, board, 'snapshot', body, async (ctx) => {
+      const out = await rig.boardJobs.operation(board, 'snapshot', body, async (ctx) => {
         if (body.evaluate) await evaluateSlice(rig, board, ctx, body.evaluate);
         return snapshotView(await takeSnapshot(rig, board, { tags: body.tags, jobId: ctx.id }));
       }, actorOf(req));
@@ -555,7 +411,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board, req.body.goodSlice) : rig.store.getSnapshot(req.body.snapshotId);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.body.snapshotId}'`);
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
-      const out = await runBoardOperation(fastify, board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap), actorOf(req));
+      const out = await rig.boardJobs.operation(board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap), actorOf(req));
       return {
         snapshotId: out.snapshotId,
         sha256: out.sha256,
@@ -581,15 +437,14 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req) => {
       const board = rig.devices.get(req.params.id);
-      const release = board.acquire('a reset request');
-      try {
-        await board.run('reset', (l) => l.reset());
-      } catch (err) {
-        // the link drops as the board restarts; that is the expected outcome
-        if (!(err instanceof RigError) || err.code !== 'TR_DEVICE_DISCONNECTED') throw err;
-      } finally {
-        release();
-      }
+      await rig.boardJobs.withLease(board, 'a reset request', async () => {
+        try {
+          await board.run('reset', (l) => l.reset());
+        } catch (err) {
+          // the link drops as the board restarts; that is the expected outcome
+          if (!(err instanceof RigError) || err.code !== 'TR_DEVICE_DISCONNECTED') throw err;
+        }
+      });
       return { deviceId: board.id, reset: true };
     },
   );

@@ -1,7 +1,7 @@
 // /v1/fleet: operations over many boards at once.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { resolveFleet, runFleetRollback, type FleetRollbackParams } from '../operations/fleet.js';
-import { actorOf } from './devices.js';
+import { actorOf } from '../jobs/board-jobs.js';
 import { errorReplies, EvalSliceSchema, JobAccepted, JobView, WaitQuery } from './schemas.js';
 import { jobView } from './views.js';
 

@@ -7,7 +7,7 @@ import { Ajv } from 'ajv';
 import { Errors } from '../errors.js';
 import type { CatalogEntry } from '../models/catalog.js';
 import type { ModelSpec } from '../models/spec.js';
-import { actorOf } from './devices.js';
+import { actorOf } from '../jobs/board-jobs.js';
 import { errorReplies } from './schemas.js';
 
 const Fit = { fits: Type.Boolean(), reasons: Type.Array(Type.String()) };

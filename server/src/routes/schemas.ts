@@ -1,6 +1,7 @@
 // Request and response schemas shared by the routes: one declaration gives
 // validation, TypeScript types and the OpenAPI page.
 import { Type } from '@fastify/type-provider-typebox';
+import { DEFAULT_LR, LR_MIN } from '../operations/training.js';
 
 export const ErrorReply = Type.Object(
   {
@@ -92,3 +93,76 @@ export const RollbackReply = Type.Object({
   modelReloaded: Type.Boolean(),
   jobId: Type.String(),
 });
+
+/** POST /v1/devices/:id/train; the operations' TrainRequest is its static type. */
+export const TrainBody = Type.Object(
+  {
+    dataset: Type.Optional(Type.String()),
+    split: Type.Optional(Split),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
+    steps: Type.Optional(Type.Integer({ minimum: 1, description: 'steps over the samples already on the board (the newest, unless range names others)' })),
+    range: Type.Optional(
+      Type.Object(
+        { from: Type.Integer({ minimum: 0 }), to: Type.Integer({ minimum: 1 }) },
+        { additionalProperties: false, description: 'held sample numbers from … to-1 for steps (as /samples reports them); steps beyond cycle over them' },
+      ),
+    ),
+    lr: Type.Optional(
+      Type.Number({
+        minimum: LR_MIN,
+        maximum: 100,
+        description:
+          `learning rate; default ${DEFAULT_LR.standardized} with standardized gradients (the default optimizer, ` +
+          `useful range 0.001-0.005), ${DEFAULT_LR.qas} with qas (useful range 0.005-0.02). ` +
+          `The wire carries millionths: ${LR_MIN} is the smallest, 100 the largest the engine takes`,
+      }),
+    ),
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'passes over the dataset slice (each shuffled, seeded by seed)' })),
+    shuffle: Type.Optional(Type.Boolean({ description: 'shuffle each epoch (default: true when epochs is given)' })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'seeds the shuffle (default 1): the same seed gives the same order, so the same weights' })),
+    schedule: Type.Optional(
+      Type.Union([Type.Literal('constant'), Type.Literal('step'), Type.Literal('cosine')], {
+        description: 'learning-rate schedule over the job, by step number, constant over blocks of 16 steps',
+      }),
+    ),
+    lrMin: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'cosine: the rate it ends at (default 0)' })),
+    stepEvery: Type.Optional(Type.Integer({ minimum: 1, description: 'step: steps between decays (default: one epoch)' })),
+    gamma: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'step: factor at each decay (default 0.1)' })),
+    sparse: Type.Optional(
+      Type.Object({ lambdaMin: Type.Number({ minimum: 0, maximum: 1 }), lambdaMax: Type.Number({ minimum: 0, maximum: 1 }) }),
+    ),
+    trainableLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
+    biasOnlyLayers: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 31 }), { maxItems: 32 })),
+    qas: Type.Optional(
+      Type.Boolean({
+        description: 'optimizer: int8 SGD with quantization-aware gradient scaling instead of standardized gradients (the default)',
+      }),
+    ),
+    stochasticRounding: Type.Optional(Type.Boolean()),
+    guard: Type.Optional(
+      Type.Union([
+        Type.Literal(false),
+        Type.Object({
+          margin: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+          dataset: Type.Optional(Type.String()),
+          split: Type.Optional(Split),
+          offset: Type.Optional(Type.Integer({ minimum: 0 })),
+          count: Type.Optional(Type.Integer({ minimum: 1 })),
+        }),
+      ]),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** POST /v1/devices/:id/evaluate; the operations' EvalParams is its static type. */
+export const EvalBody = Type.Object(
+  {
+    dataset: Type.Optional(Type.String()),
+    split: Type.Optional(Split),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    count: Type.Optional(Type.Integer({ minimum: 1, description: 'samples of the slice (default: to the end of the split)' })),
+  },
+  { additionalProperties: false },
+);

@@ -1,13 +1,15 @@
-// The job runner, and the rig object bundling every service for operations;
+// The job runner, the board-jobs service (leases and board jobs), and the rig object bundling every service for operations;
 // it also closes everything in order when the daemon stops.
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
+import { BoardJobs } from '../../jobs/board-jobs.js';
 import { JobRunner } from '../../jobs/runner.js';
 import type { Rig } from '../../rig.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     jobs: JobRunner;
+    boardJobs: BoardJobs;
     rig: Rig;
   }
 }
@@ -17,12 +19,15 @@ export default fp(
     const jobs = new JobRunner(fastify.store, (fastify.log as unknown as Logger).child({ module: 'jobs' }));
     jobs.onFinished = (kind, state, seconds) => fastify.metrics.jobDuration({ kind, state }, seconds);
     fastify.decorate('jobs', jobs);
+    const boardJobs = new BoardJobs(jobs);
+    fastify.decorate('boardJobs', boardJobs);
     const rig: Rig = {
       config: fastify.config,
       log: (fastify.log as unknown as Logger).child({ module: 'rig' }),
       store: fastify.store,
       devices: fastify.devices,
       jobs,
+      boardJobs,
       energy: fastify.energy,
       zoo: fastify.zoo,
       models: fastify.models,

@@ -1,0 +1,107 @@
+// One service for work on a board: holding its lease (one user of a board at
+// a time: 409 while another holds it) and running that work as a recorded
+// job. Routes, fleet rollback and regression runs all go through it.
+import type { FastifyRequest } from 'fastify';
+import type { Board } from '../devices/board.js';
+import { Errors } from '../errors.js';
+import { jobView } from '../routes/views.js';
+import type { JobRow } from '../store/store.js';
+import type { JobContext, JobRunner } from './runner.js';
+
+/** Name of the token a request came with (recorded on the jobs it starts). */
+export const actorOf = (req: FastifyRequest): string | null => req.principal?.name ?? null;
+
+export type JobAnswer =
+  | { status: 200; body: ReturnType<typeof jobView> }
+  | { status: 202; body: { jobId: string; state: string; href: string } };
+
+export class BoardJobs {
+  constructor(private readonly jobs: JobRunner) {}
+
+  /** Takes the board's lease for `owner` (409 TR_DEVICE_BUSY when another holds it); returns its release. */
+  lease(board: Board, owner: string): () => void {
+    return board.acquire(owner);
+  }
+
+  /** Runs `fn` holding the board's lease, without a job (a quick request such as samples or reset). */
+  async withLease<T>(board: Board, owner: string, fn: () => Promise<T>): Promise<T> {
+    const release = this.lease(board, owner);
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** Submits a job that holds the board's lease until it ends; 409 when another holds it. */
+  submit<T>(
+    board: Board,
+    kind: string,
+    params: unknown,
+    fn: (ctx: JobContext) => Promise<T>,
+    opts: { total?: number; actor: string | null },
+  ): JobRow {
+    if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
+    const release = this.lease(board, `a ${kind} request`);
+    let row: JobRow;
+    try {
+      row = this.jobs.submit(kind, board.id, params, fn, {
+        total: opts.total,
+        actor: opts.actor,
+        release: () => {
+          release();
+          // cached figures follow the board after every job
+          if (board.status === 'online') void board.refreshStats().catch(() => undefined);
+        },
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    board.relabel(`job ${row.id}`);
+    return row;
+  }
+
+  /** Starts a board job; with wait, answers once it ended, otherwise 202 {jobId}. */
+  async start<T>(
+    board: Board,
+    kind: string,
+    params: unknown,
+    fn: (ctx: JobContext) => Promise<T>,
+    opts: { total?: number; wait?: boolean; actor: string | null },
+  ): Promise<JobAnswer> {
+    const row = this.submit(board, kind, params, fn, opts);
+    if (opts.wait) return { status: 200, body: jobView((await this.jobs.wait(row.id))!) };
+    return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
+  }
+
+  /** Runs a short operation as a recorded job and answers with its result, or throws its error. */
+  async operation<T>(
+    board: Board,
+    kind: string,
+    params: unknown,
+    fn: (ctx: JobContext) => Promise<T>,
+    actor: string | null,
+  ): Promise<T & { jobId: string }> {
+    let value: T | undefined;
+    let failure: unknown;
+    const row = this.submit(
+      board,
+      kind,
+      params,
+      async (ctx) => {
+        try {
+          value = await fn(ctx);
+          return value;
+        } catch (err) {
+          failure = err;
+          throw err;
+        }
+      },
+      { actor },
+    );
+    await this.jobs.wait(row.id);
+    if (failure !== undefined) throw failure;
+    return { ...(value as T), jobId: row.id };
+  }
+}
