@@ -11,7 +11,7 @@ TINYRIG_APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm
   clang libclang-rt-14-dev llvm
-  valgrind socat udev curl jq
+  valgrind socat udev curl jq chromium
   dataset-fashion-mnist
 )
 
