@@ -25,6 +25,7 @@ import fleetRoutes from './routes/fleet.js';
 import catalogRoutes from './routes/catalog.js';
 import datasetRoutes from './routes/datasets.js';
 import modelRoutes from './routes/models.js';
+import leaseRoutes from './routes/leases.js';
 import metricsRoutes from './routes/metrics.js';
 
 export interface AppOptions {
@@ -111,6 +112,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(catalogRoutes, { prefix: '/v1' });
   await fastify.register(datasetRoutes, { prefix: '/v1' });
   await fastify.register(modelRoutes, { prefix: '/v1' });
+  await fastify.register(leaseRoutes, { prefix: '/v1' });
 };
 
 /** Not encapsulated, so its decorations (rig, devices, store, …) are visible to the caller. */

@@ -47,7 +47,7 @@ describe('store', () => {
     expect(store.getJob(running.id)).toMatchObject({ state: 'failed', error: { code: 'TR_DAEMON_RESTARTED' } });
     expect(store.getJob(done.id)).toMatchObject({ state: 'succeeded', result: { ok: 1 } });
     expect(fs.readdirSync(path.join(dir, 'blobs'))).toEqual([]);
-    expect(store.schemaVersion).toBe(5);
+    expect(store.schemaVersion).toBe(6);
     store.close();
   });
 

@@ -6,6 +6,7 @@ import type { Board } from '../devices/board.js';
 import { Errors } from '../errors.js';
 import { jobView } from '../routes/views.js';
 import type { JobRow } from '../store/store.js';
+import type { Reservations } from './reservations.js';
 import type { JobContext, JobRunner } from './runner.js';
 
 /** Name of the token a request came with (recorded on the jobs it starts). */
@@ -16,16 +17,24 @@ export type JobAnswer =
   | { status: 202; body: { jobId: string; state: string; href: string } };
 
 export class BoardJobs {
-  constructor(private readonly jobs: JobRunner) {}
+  constructor(
+    private readonly jobs: JobRunner,
+    readonly reservations: Reservations,
+  ) {}
 
-  /** Takes the board's lease for `owner` (409 TR_DEVICE_BUSY when another holds it); returns its release. */
-  lease(board: Board, owner: string): () => void {
+  /**
+   * Takes the board's lease for `owner` on behalf of `actor`: 409
+   * TR_DEVICE_RESERVED when someone else has reserved the board,
+   * TR_DEVICE_BUSY when other work holds it. Returns its release.
+   */
+  lease(board: Board, owner: string, actor: string | null): () => void {
+    this.reservations.check(board.id, actor);
     return board.acquire(owner);
   }
 
   /** Runs `fn` holding the board's lease, without a job (a quick request such as samples or reset). */
-  async withLease<T>(board: Board, owner: string, fn: () => Promise<T>): Promise<T> {
-    const release = this.lease(board, owner);
+  async withLease<T>(board: Board, owner: string, actor: string | null, fn: () => Promise<T>): Promise<T> {
+    const release = this.lease(board, owner, actor);
     try {
       return await fn();
     } finally {
@@ -41,8 +50,9 @@ export class BoardJobs {
     fn: (ctx: JobContext) => Promise<T>,
     opts: { total?: number; actor: string | null },
   ): JobRow {
+    this.reservations.check(board.id, opts.actor);
     if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
-    const release = this.lease(board, `a ${kind} request`);
+    const release = this.lease(board, `a ${kind} request`, opts.actor);
     let row: JobRow;
     try {
       row = this.jobs.submit(kind, board.id, params, fn, {

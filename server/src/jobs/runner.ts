@@ -15,6 +15,8 @@ export interface JobEvent {
 
 export interface JobContext {
   readonly id: string;
+  /** Name of the token (or the run) that started the job. */
+  readonly actor: string | null;
   readonly log: Logger;
   progress(done: number, total?: number): void;
   emit(type: string, data: unknown): void;
@@ -79,6 +81,7 @@ export class JobRunner {
     };
     const ctx: JobContext = {
       id: row.id,
+      actor,
       log,
       progress: (done, total) => {
         live.done = done;

@@ -102,7 +102,7 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     try {
       const snap = p.to === 'last-good' ? lastGood(rig, board, p.goodSlice) : rig.store.getSnapshot(p.to)!;
       r.snapshotId = snap.id;
-      release = rig.boardJobs.lease(board, ctx.id);
+      release = rig.boardJobs.lease(board, ctx.id, ctx.actor);
       const out = await rollbackBoard(rig, board, snap);
       Object.assign(r, { state: 'succeeded', before: out.before, after: out.sha256, verified: true });
     } catch (err) {

@@ -220,7 +220,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
           { slots, count: slice.labels.length },
         );
       }
-      return rig.boardJobs.withLease(board, 'a samples request', async () => {
+      return rig.boardJobs.withLease(board, 'a samples request', actorOf(req), async () => {
         const { first, overwritten } = await streamSlice(board, slice);
         return {
           deviceId: board.id,
@@ -437,7 +437,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req) => {
       const board = rig.devices.get(req.params.id);
-      await rig.boardJobs.withLease(board, 'a reset request', async () => {
+      await rig.boardJobs.withLease(board, 'a reset request', actorOf(req), async () => {
         try {
           await board.run('reset', (l) => l.reset());
         } catch (err) {

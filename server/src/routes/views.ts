@@ -57,6 +57,10 @@ export function deviceSummary(rig: Rig, b: Board) {
     port: b.entry.path,
     state: b.status,
     busy: b.busyWith,
+    reservation: (() => {
+      const l = rig.boardJobs.reservations.holding(b.id);
+      return l ? { leaseId: l.id, holder: l.holder, expiresAt: l.expiresAt, reason: l.reason } : null;
+    })(),
     lastError: b.lastError,
     firmware: h ? { build: h.build, protocol: h.proto, engine: h.engine, bootId: h.bootId } : null,
     cpu: h?.cpu ?? null,

@@ -92,4 +92,32 @@ export const migrations: string[] = [
   `
   ALTER TABLE snapshots ADD COLUMN evaluated_on TEXT;
   `,
+  // 6: regression runs, each suite's baseline, and reservations of boards (leases that expire)
+  `
+  CREATE TABLE runs (
+    id           TEXT PRIMARY KEY,
+    suite        TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    doc          TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    finished_at  TEXT
+  );
+  CREATE INDEX runs_suite ON runs(suite, created_at);
+  CREATE TABLE baselines (
+    suite        TEXT PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    set_at       TEXT NOT NULL,
+    actor        TEXT
+  );
+  CREATE TABLE leases (
+    id           TEXT PRIMARY KEY,
+    device_ids   TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    reason       TEXT,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    ended_at     TEXT,
+    ended_by     TEXT
+  );
+  `,
 ];

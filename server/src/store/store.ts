@@ -433,6 +433,70 @@ export class Store {
     return true;
   }
 
+  // ---- regression runs and baselines
+
+  putRun(id: string, suite: string, state: string, doc: unknown, finished: boolean): void {
+    this.db
+      .prepare(
+        `INSERT INTO runs (id, suite, state, doc, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state, doc = excluded.doc, finished_at = excluded.finished_at`,
+      )
+      .run(id, suite, state, JSON.stringify(doc), now(), finished ? now() : null);
+  }
+
+  getRun<T>(id: string): T | null {
+    const r = this.db.prepare(`SELECT doc FROM runs WHERE id = ?`).get(id) as { doc: string } | undefined;
+    return r ? (JSON.parse(r.doc) as T) : null;
+  }
+
+  listRuns<T>(opts: { suite?: string; state?: string; limit?: number } = {}): T[] {
+    const w = where([
+      ['suite = ?', opts.suite],
+      ['state = ?', opts.state],
+    ]);
+    return (this.db.prepare(`SELECT doc FROM runs ${w.sql} ORDER BY created_at DESC, id DESC LIMIT ?`).all(...w.args, opts.limit ?? 50) as { doc: string }[])
+      .map((r) => JSON.parse(r.doc) as T);
+  }
+
+  setBaseline(suite: string, runId: string, actor: string | null): void {
+    this.db
+      .prepare(`INSERT INTO baselines (suite, run_id, set_at, actor) VALUES (?, ?, ?, ?) ON CONFLICT(suite) DO UPDATE SET run_id = excluded.run_id, set_at = excluded.set_at, actor = excluded.actor`)
+      .run(suite, runId, now(), actor);
+  }
+
+  baselineOf(suite: string): string | null {
+    const r = this.db.prepare(`SELECT run_id FROM baselines WHERE suite = ?`).get(suite) as { run_id: string } | undefined;
+    return r?.run_id ?? null;
+  }
+
+  // ---- reservations
+
+  insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): void {
+    this.db
+      .prepare(`INSERT INTO leases (id, device_ids, holder, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(l.id, JSON.stringify(l.deviceIds), l.holder, l.reason, now(), l.expiresAt);
+  }
+
+  renewLease(id: string, expiresAt: string): void {
+    this.db.prepare(`UPDATE leases SET expires_at = ? WHERE id = ? AND ended_at IS NULL`).run(expiresAt, id);
+  }
+
+  endLease(id: string, by: string): boolean {
+    return this.db.prepare(`UPDATE leases SET ended_at = ?, ended_by = ? WHERE id = ? AND ended_at IS NULL`).run(now(), by, id).changes > 0;
+  }
+
+  /** Leases not ended (expired ones included: the caller judges expiry by the clock). */
+  openLeases(): { id: string; deviceIds: string[]; holder: string; reason: string | null; createdAt: string; expiresAt: string }[] {
+    return (this.db.prepare(`SELECT * FROM leases WHERE ended_at IS NULL ORDER BY created_at`).all() as Record<string, string>[]).map((r) => ({
+      id: r.id,
+      deviceIds: JSON.parse(r.device_ids) as string[],
+      holder: r.holder,
+      reason: r.reason,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+    }));
+  }
+
   // ---- per-device state
 
   getDeviceState(deviceId: string): DeviceStateRow | null {

@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { BoardJobs } from '../../jobs/board-jobs.js';
+import { Reservations } from '../../jobs/reservations.js';
 import { JobRunner } from '../../jobs/runner.js';
 import type { Rig } from '../../rig.js';
 
@@ -19,7 +20,8 @@ export default fp(
     const jobs = new JobRunner(fastify.store, (fastify.log as unknown as Logger).child({ module: 'jobs' }));
     jobs.onFinished = (kind, state, seconds) => fastify.metrics.jobDuration({ kind, state }, seconds);
     fastify.decorate('jobs', jobs);
-    const boardJobs = new BoardJobs(jobs);
+    const reservations = new Reservations(fastify.store, (fastify.log as unknown as Logger).child({ module: 'reservations' }));
+    const boardJobs = new BoardJobs(jobs, reservations);
     fastify.decorate('boardJobs', boardJobs);
     const rig: Rig = {
       config: fastify.config,
@@ -37,6 +39,7 @@ export default fp(
     fastify.decorate('rig', rig);
     fastify.addHook('onClose', async () => {
       // links first (running jobs fail fast with a clear error), then jobs, then the store
+      reservations.close();
       await fastify.devices.close();
       await jobs.drain();
       await fastify.energy.close();
