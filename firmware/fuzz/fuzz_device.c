@@ -56,7 +56,7 @@ static void send_raw(uint8_t type, const uint8_t *body, size_t n)
 
     f.seq = ++seq;
     if (tr_frame_encode(&f, w, sizeof w, &wl) == TR_OK) {
-        tr_device_feed(&dev, w, wl);
+        tr_device_feed(&fixture_dev, w, wl);
     }
 }
 
@@ -126,9 +126,7 @@ static void walk_cbor(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
+    tr_port port;
     uint8_t mode;
 
     if (model_len == 0u) {
@@ -147,14 +145,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0u) {
         return 0;
     }
-    fixture_setup(&cfg, &mem);
     memset(&port, 0, sizeof port);
     port.tx = sink;
     port.counter = counter;
     port.reset = no_reset;
     port.info.board = "fuzz";
     port.boot_id = 1;
-    tr_device_init(&dev, &cfg, &mem, &port);
+    tr_port_start(&fixture, &port);
     mode = data[0];
     data++;
     size--;
@@ -166,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         while (size > 0u) {
             size_t n = size < piece ? size : piece;
-            tr_device_feed(&dev, data, n);
+            tr_device_feed(&fixture_dev, data, n);
             data += n;
             size -= n;
         }

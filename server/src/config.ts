@@ -15,7 +15,7 @@ export const TokenEntry = Type.Object({
 export type TokenEntry = Static<typeof TokenEntry>;
 
 /** A measured power source: a serial logger printing one reading a line. */
-export const MeterConfig = Type.Object({
+export const SerialLogMeterConfig = Type.Object({
   kind: Type.Literal('serial-log'),
   path: Type.String(),
   baudRate: Type.Optional(Type.Integer({ minimum: 300 })),
@@ -24,6 +24,21 @@ export const MeterConfig = Type.Object({
   volts: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   label: Type.Optional(Type.String()),
 });
+
+/** A Nordic PPK2 on its USB port; the board marks each training step high on a digital input. */
+export const Ppk2MeterConfig = Type.Object({
+  kind: Type.Literal('ppk2'),
+  path: Type.String(),
+  /** source: the PPK2 powers the board at vddMv; ampere: it measures a board powered elsewhere at vddMv (or volts). */
+  mode: Type.Union([Type.Literal('source'), Type.Literal('ampere')]),
+  vddMv: Type.Optional(Type.Integer({ minimum: 800, maximum: 5000 })),
+  volts: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** The digital input (D0..D7) the board's step marker is wired to; D0 by default. */
+  markerChannel: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 })),
+  label: Type.Optional(Type.String()),
+});
+
+export const MeterConfig = Type.Union([SerialLogMeterConfig, Ppk2MeterConfig]);
 export type MeterConfig = Static<typeof MeterConfig>;
 
 export const DeviceEntry = Type.Object({

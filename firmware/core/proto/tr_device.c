@@ -245,7 +245,7 @@ static tr_status send_error(tr_device *d, uint16_t seq, const tr_reply *rep)
 /* ---- init and intake ---- */
 
 tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_device_mem *mem,
-                         const tr_device_port *port)
+                         const tr_port *port)
 {
     uint8_t boot[4];
     uint32_t fit;

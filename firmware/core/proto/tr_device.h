@@ -2,18 +2,13 @@
  * Bytes from the link go in through tr_device_feed(); responses leave through
  * the port's tx callback. Every size comes from tr_device_config, so a 256 KiB
  * QEMU board and the host twin size it differently. No allocation.
- *
- *     static tr_device dev;
- *     tr_device_init(&dev, &cfg, &mem, &port);   (sends EVENT BOOT)
- *     for (;;) { n = read(...); tr_device_feed(&dev, buf, n); }
- */
+ * A port starts it through board/tr_port.h (TR_DEVICE_STORAGE, tr_port_start). */
 #ifndef TR_DEVICE_H
 #define TR_DEVICE_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "common/tr_status.h"
-#include "board/tr_board.h"
 #include "proto/tr_frame.h"
 #include "proto/tr_proto.h"
 #ifdef TR_WITH_ENGINE
@@ -62,23 +57,42 @@ typedef struct {
     tr_train_record *records;    /* max_train: records of the TRAIN applied last */
 } tr_device_mem;
 
-/* The port as the dispatcher sees it (see board/tr_board.h). */
+/* What the board is, as HELLO reports it. The strings live as long as the program. */
 typedef struct {
+    const char *board;       /* HELLO board, e.g. "host-twin", "qemu-mps2-an386", "nucleo_f746zg" */
+    const char *build;       /* "<version>+<git>-<variant>" */
+    const char *cpu;         /* "cortex-m4", "x86_64", ... */
+    const char *counter;     /* unit of tr_port.counter: "cycles", "instructions", "ns" */
+    uint32_t clock_hz;
+    uint32_t ram_bytes;      /* SRAM of the (real) board */
+    uint32_t static_ram;     /* static RAM of the image (linker map), 0 if unknown */
+    uint32_t stack_bytes;    /* stack reserved */
+    uint32_t watchdog_ms;    /* the watchdog's period: a request busy longer resets the board; 0 = none */
+} tr_board_info;
+
+/* The one struct a port fills (host twin, QEMU, Zephyr, tests): how bytes
+ * leave, how work is counted, how the board restarts, what it is. */
+typedef struct {
+    /* Sends wire bytes (one or more whole frames); blocks until queued. */
     tr_status (*tx)(void *ctx, const uint8_t *bytes, size_t len);
     void *tx_ctx;
+    /* Free-running counter in info.counter units; only differences are used. */
     uint64_t (*counter)(void);
-    uint32_t (*stack_peak)(void);   /* may be NULL */
-    tr_status (*reset)(void);       /* called after the RESET response is sent */
+    /* Stack high-water mark in bytes; may be NULL (not measured). */
+    uint32_t (*stack_peak)(void);
+    /* Restarts the board after the RESET response is sent; it may return and
+     * restart later (the port's loop starts the device afresh). NULL: RESET is NOT_SUPPORTED. */
+    tr_status (*reset)(void);
     tr_board_info info;
-    uint32_t boot_id;
-} tr_device_port;
+    uint32_t boot_id;        /* a fresh random id every boot */
+} tr_port;
 
 enum { TR_STAGED_NONE = 0, TR_STAGED_MODEL = 1, TR_STAGED_WEIGHTS = 2 };
 
 typedef struct {
     tr_device_config cfg;
     tr_device_mem mem;
-    tr_device_port port;
+    tr_port port;
     tr_frame_rx rx;
     uint16_t dev_seq;          /* seq of device-initiated frames */
     uint16_t last_seq;         /* highest request seq seen */
@@ -118,7 +132,7 @@ typedef struct {
 
 /* Checks the config against the memory, resets all state, sends EVENT BOOT. */
 tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_device_mem *mem,
-                         const tr_device_port *port);
+                         const tr_port *port);
 /* Sends a device-initiated EVENT {1: kind, 2: text} (text may be NULL; at
  * most 80 bytes of it are sent). Safe from a fault handler: no state changes
  * but the device sequence number. */

@@ -14,7 +14,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "proto/tr_device.h"
 #include "twin_board.h"
 
 static volatile sig_atomic_t g_stop;
@@ -23,12 +22,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
-}
-
-static tr_status twin_tx(void *ctx, const uint8_t *bytes, size_t len)
-{
-    (void)ctx;
-    return tr_board_tx(bytes, len);
 }
 
 static void usage(void)
@@ -54,10 +47,11 @@ static int parse_u32(const char *s, uint32_t *v)
 
 int main(int argc, char **argv)
 {
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
     static tr_device dev;
+    tr_device_storage store = {{0}, {0}, &dev};
+    tr_device_config *cfg = &store.cfg;
+    tr_device_mem *mem = &store.mem;
+    tr_port port;
     const char *link_path = NULL, *board = "host-twin";
     uint32_t boot_id = 0;
     int boot_given = 0, quiet = 0, master, slave, i;
@@ -67,13 +61,13 @@ int main(int argc, char **argv)
     uint8_t buf[4096];
     size_t total;
 
-    cfg.max_frame = 4096;
-    cfg.window = 8;
-    cfg.sample_slots = 256;
-    cfg.sample_bytes_max = 4096;
-    cfg.blob_max = 512u * 1024u;
-    cfg.arena_bytes = 1024u * 1024u;
-    cfg.max_train = 64;
+    cfg->max_frame = 4096;
+    cfg->window = 8;
+    cfg->sample_slots = 256;
+    cfg->sample_bytes_max = 4096;
+    cfg->blob_max = 512u * 1024u;
+    cfg->arena_bytes = 1024u * 1024u;
+    cfg->max_train = 64;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -92,11 +86,11 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--board") == 0) {
             board = v;
         } else if (strcmp(a, "--arena") == 0) {
-            bad = parse_u32(v, &cfg.arena_bytes);
+            bad = parse_u32(v, &cfg->arena_bytes);
         } else if (strcmp(a, "--window") == 0) {
-            bad = parse_u32(v, &cfg.window);
+            bad = parse_u32(v, &cfg->window);
         } else if (strcmp(a, "--max-frame") == 0) {
-            bad = parse_u32(v, &cfg.max_frame);
+            bad = parse_u32(v, &cfg->max_frame);
         } else if (strcmp(a, "--boot-id") == 0) {
             bad = parse_u32(v, &boot_id);
             boot_given = 1;
@@ -109,12 +103,12 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (cfg.max_frame < 128u || cfg.max_frame > 65535u || cfg.window == 0u || cfg.arena_bytes < 64u) {
+    if (cfg->max_frame < 128u || cfg->max_frame > 65535u || cfg->window == 0u || cfg->arena_bytes < 64u) {
         fprintf(stderr, "tinyrig-twin: --max-frame must be 128..65535, --window >= 1, --arena >= 64\n");
         return 2;
     }
-    cfg.arena_bytes &= ~7u;
-    cfg.sample_bytes_max = cfg.max_frame;   /* with no model a sample may fill a frame */
+    cfg->arena_bytes &= ~7u;
+    cfg->sample_bytes_max = cfg->max_frame;   /* with no model a sample may fill a frame */
 
     master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
@@ -133,27 +127,23 @@ int main(int argc, char **argv)
     tcsetattr(slave, TCSANOW, &tio);
     fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 
-    memset(&mem, 0, sizeof mem);
-    mem.rx = malloc(cfg.max_frame);
-    mem.body = malloc(cfg.max_frame);
-    mem.wire = malloc(TR_FRAME_WIRE_MAX(cfg.max_frame));
-    mem.samples = malloc((size_t)cfg.sample_slots * cfg.sample_bytes_max);
-    mem.sample_meta = calloc(cfg.sample_slots, sizeof(tr_sample_meta));
-    mem.staging = malloc(cfg.blob_max);
-    mem.granules = calloc(TR_DEVICE_BITMAP_BYTES(cfg.blob_max), 1);
-    mem.arena = malloc(cfg.arena_bytes);
-    mem.records = calloc(cfg.max_train, sizeof(tr_train_record));
-    if (!mem.rx || !mem.body || !mem.wire || !mem.samples || !mem.sample_meta || !mem.staging ||
-        !mem.granules || !mem.arena || !mem.records) {
+    mem->rx = malloc(cfg->max_frame);
+    mem->body = malloc(cfg->max_frame);
+    mem->wire = malloc(TR_FRAME_WIRE_MAX(cfg->max_frame));
+    mem->samples = malloc((size_t)cfg->sample_slots * cfg->sample_bytes_max);
+    mem->sample_meta = calloc(cfg->sample_slots, sizeof(tr_sample_meta));
+    mem->staging = malloc(cfg->blob_max);
+    mem->granules = calloc(TR_DEVICE_BITMAP_BYTES(cfg->blob_max), 1);
+    mem->arena = malloc(cfg->arena_bytes);
+    mem->records = calloc(cfg->max_train, sizeof(tr_train_record));
+    if (!mem->rx || !mem->body || !mem->wire || !mem->samples || !mem->sample_meta || !mem->staging ||
+        !mem->granules || !mem->arena || !mem->records) {
         fprintf(stderr, "tinyrig-twin: out of memory\n");
         return 1;
     }
-    total = 2u * cfg.max_frame + TR_FRAME_WIRE_MAX(cfg.max_frame) +
-            (size_t)cfg.sample_slots * (cfg.sample_bytes_max + sizeof(tr_sample_meta)) + cfg.blob_max +
-            TR_DEVICE_BITMAP_BYTES(cfg.blob_max) + cfg.arena_bytes +
-            cfg.max_train * sizeof(tr_train_record) + sizeof(tr_device);
-    tr_twin_board_setup(master, board, total > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)total,
-                        boot_given, boot_id);
+    total = tr_device_storage_bytes(cfg);
+    tr_twin_port(&port, master, board, total > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)total,
+                 boot_given, boot_id);
 
     if (link_path != NULL) {
         unlink(link_path);
@@ -168,15 +158,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    memset(&port, 0, sizeof port);
-    port.tx = twin_tx;
-    port.counter = tr_board_counter;
-    port.stack_peak = tr_board_stack_peak;
-    port.reset = tr_board_reset;
-    tr_board_info_get(&port.info);
-    port.boot_id = tr_board_boot_id();
     /* A tx error (nobody reading the BOOT event) is not fatal; bad sizes are. */
-    if (tr_device_init(&dev, &cfg, &mem, &port) == TR_ERR_ARG) {
+    if (tr_port_start(&store, &port) == TR_ERR_ARG) {
         fprintf(stderr, "tinyrig-twin: bad configuration\n");
         return 1;
     }
@@ -215,11 +198,11 @@ int main(int argc, char **argv)
         }
         tr_device_feed(&dev, buf, (size_t)n);   /* tx to nobody is not an error */
         if (tr_twin_reset_pending()) {
-            port.boot_id = tr_board_boot_id();
+            port.boot_id = tr_twin_boot_id();
             if (!quiet) {
                 fprintf(stderr, "tinyrig-twin: reset, boot_id %u\n", (unsigned)port.boot_id);
             }
-            tr_device_init(&dev, &cfg, &mem, &port);
+            tr_port_start(&store, &port);
         }
     }
     if (link_path != NULL) {

@@ -1,4 +1,4 @@
-/* The host twin's port (board/tr_board.h): a PTY master as the UART,
+/* The host twin's port (board/tr_port.h): a PTY master as the UART,
  * CLOCK_MONOTONIC nanoseconds as the step counter. */
 #define _XOPEN_SOURCE 700
 #include "twin_board.h"
@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 static int g_tx_fd = -1;
-static tr_board_info g_info;
 static char g_board[64] = "host-twin";
 static char g_cpu[72] = "x86_64";
 static uint32_t g_boot_id;
@@ -25,9 +24,14 @@ static volatile int g_reset_pending;
 #define TR_BUILD_ID "0.1.0+unknown-host"
 #endif
 
-void tr_twin_board_setup(int tx_fd, const char *board, uint32_t ram_bytes, int boot_id_given,
-                         uint32_t boot_id)
+static tr_status twin_tx(void *ctx, const uint8_t *bytes, size_t len);
+static uint64_t twin_counter(void);
+static tr_status twin_reset(void);
+
+void tr_twin_port(tr_port *port, int tx_fd, const char *board, uint32_t ram_bytes,
+                  int boot_id_given, uint32_t boot_id)
 {
+    tr_board_info *info = &port->info;
     struct utsname u;
     struct rlimit rl;
     FILE *f;
@@ -40,22 +44,26 @@ void tr_twin_board_setup(int tx_fd, const char *board, uint32_t ram_bytes, int b
     if (uname(&u) == 0) {
         snprintf(g_cpu, sizeof g_cpu, "%s", u.machine);
     }
-    memset(&g_info, 0, sizeof g_info);
-    g_info.board = g_board;
-    g_info.build = TR_BUILD_ID;
-    g_info.cpu = g_cpu;
-    g_info.counter = "ns";
-    g_info.ram_bytes = ram_bytes;
-    g_info.static_ram = ram_bytes;
+    memset(port, 0, sizeof *port);
+    port->tx = twin_tx;
+    port->counter = twin_counter;
+    port->stack_peak = NULL;   /* not measured on the host */
+    port->reset = twin_reset;
+    info->board = g_board;
+    info->build = TR_BUILD_ID;
+    info->cpu = g_cpu;
+    info->counter = "ns";
+    info->ram_bytes = ram_bytes;
+    info->static_ram = ram_bytes;
     if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        g_info.stack_bytes = rl.rlim_cur > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)rl.rlim_cur;
+        info->stack_bytes = rl.rlim_cur > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)rl.rlim_cur;
     }
     f = fopen("/proc/cpuinfo", "r");
     if (f != NULL) {
         while (fgets(line, sizeof line, f) != NULL) {
             double mhz;
             if (strncmp(line, "cpu MHz", 7) == 0 && sscanf(strchr(line, ':') + 1, "%lf", &mhz) == 1) {
-                g_info.clock_hz = (uint32_t)(mhz * 1e6);
+                info->clock_hz = (uint32_t)(mhz * 1e6);
                 break;
             }
         }
@@ -63,13 +71,16 @@ void tr_twin_board_setup(int tx_fd, const char *board, uint32_t ram_bytes, int b
     }
     g_boot_id_fixed = boot_id_given;
     g_boot_id = boot_id;
+    port->boot_id = tr_twin_boot_id();
 }
 
-tr_status tr_board_tx(const uint8_t *bytes, size_t len)
+static tr_status twin_tx(void *ctx, const uint8_t *bytes, size_t len)
 {
     /* A UART with nobody listening drops bytes: so does the twin when the
      * PTY's buffer is full because no host is reading. */
     int stalls = 0;
+
+    (void)ctx;
 
     while (len > 0u) {
         ssize_t n = write(g_tx_fd, bytes, len);
@@ -95,7 +106,7 @@ tr_status tr_board_tx(const uint8_t *bytes, size_t len)
     return TR_OK;
 }
 
-uint64_t tr_board_counter(void)
+static uint64_t twin_counter(void)
 {
     struct timespec ts;
 
@@ -103,21 +114,7 @@ uint64_t tr_board_counter(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-tr_status tr_board_info_get(tr_board_info *info)
-{
-    if (info == NULL) {
-        return TR_ERR_ARG;
-    }
-    *info = g_info;
-    return TR_OK;
-}
-
-uint32_t tr_board_stack_peak(void)
-{
-    return 0;   /* not measured on the host */
-}
-
-uint32_t tr_board_boot_id(void)
+uint32_t tr_twin_boot_id(void)
 {
     uint32_t id = 0;
     int fd;
@@ -133,12 +130,12 @@ uint32_t tr_board_boot_id(void)
         close(fd);
     }
     if (id == 0u) {
-        id = (uint32_t)tr_board_counter() ^ (uint32_t)getpid();
+        id = (uint32_t)twin_counter() ^ (uint32_t)getpid();
     }
     return id;
 }
 
-tr_status tr_board_reset(void)
+static tr_status twin_reset(void)
 {
     g_reset_pending = 1;   /* the main loop restarts the device */
     return TR_OK;

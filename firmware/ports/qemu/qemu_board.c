@@ -3,7 +3,7 @@
  * the real board's SRAM (the linker script caps RAM at it). The class comes
  * from -D flags generated from firmware/boards.json (mk/qemu.mk). */
 #include <string.h>
-#include "proto/tr_device.h"
+#include "board/tr_port.h"
 #include "qemu_port.h"
 
 #ifndef TR_BUILD_ID
@@ -33,16 +33,8 @@
 #define WATCHDOG_MS 30000u
 #define WATCHDOG_MS_ADDR 0x003FFF04u
 
-static uint8_t g_rx[MAX_FRAME];
-static uint8_t g_body[MAX_FRAME];
-static uint8_t g_wire[TR_FRAME_WIRE_MAX(MAX_FRAME)];
-static uint8_t g_samples[SAMPLE_SLOTS * SAMPLE_BYTES_MAX];
-static tr_sample_meta g_sample_meta[SAMPLE_SLOTS];
-static uint8_t g_staging[BLOB_MAX];
-static uint8_t g_granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
-static uint8_t g_arena[TR_QEMU_ARENA_BYTES] __attribute__((aligned(8)));
-static tr_train_record g_records[MAX_TRAIN];
-static tr_device g_dev;
+TR_DEVICE_STORAGE(g_store, MAX_FRAME, WINDOW, SAMPLE_SLOTS, SAMPLE_BYTES_MAX, BLOB_MAX,
+                  TR_QEMU_ARENA_BYTES, MAX_TRAIN);
 static int g_dev_ready;
 static volatile int g_reset_pending;
 static uint32_t g_boot_id;
@@ -51,41 +43,8 @@ static uint32_t g_watchdog_ms;
 static tr_status board_tx(void *ctx, const uint8_t *bytes, size_t len)
 {
     (void)ctx;
-    return tr_board_tx(bytes, len);
-}
-
-tr_status tr_board_tx(const uint8_t *bytes, size_t len)
-{
     tr_qemu_uart_write(bytes, len);
     return TR_OK;
-}
-
-uint64_t tr_board_counter(void)
-{
-    return tr_qemu_instructions();
-}
-
-tr_status tr_board_info_get(tr_board_info *info)
-{
-    if (info == NULL) {
-        return TR_ERR_ARG;
-    }
-    memset(info, 0, sizeof *info);
-    info->board = TR_QEMU_BOARD;
-    info->build = TR_BUILD_ID;
-    info->cpu = TR_QEMU_CPU;
-    info->counter = "instructions";
-    info->clock_hz = TR_QEMU_CLOCK_HZ;
-    info->ram_bytes = TR_QEMU_RAM_BYTES;
-    info->static_ram = tr_qemu_static_ram();
-    info->stack_bytes = tr_qemu_stack_bytes();
-    info->watchdog_ms = g_watchdog_ms;
-    return TR_OK;
-}
-
-uint32_t tr_board_stack_peak(void)
-{
-    return tr_qemu_stack_peak();
 }
 
 static uint32_t mix32(uint32_t x)
@@ -98,7 +57,7 @@ static uint32_t mix32(uint32_t x)
     return x;
 }
 
-uint32_t tr_board_boot_id(void)
+static uint32_t board_boot_id(void)
 {
     uint32_t id;
     if (g_boot_id == 0u) {
@@ -114,7 +73,7 @@ uint32_t tr_board_boot_id(void)
     return id;
 }
 
-tr_status tr_board_reset(void)
+static tr_status board_reset(void)
 {
     g_reset_pending = 1; /* the main loop starts the device afresh */
     return TR_OK;
@@ -136,40 +95,31 @@ void tr_qemu_fault_report(const char *what, uint32_t pc)
     text[n] = '\0';
     if (g_dev_ready) {
         int hung = tr_qemu_watchdog_fired();
-        (void)tr_device_event(&g_dev, hung ? TR_EVENT_WATCHDOG : TR_EVENT_FAULT,
+        (void)tr_device_event(g_store.dev, hung ? TR_EVENT_WATCHDOG : TR_EVENT_FAULT,
                               hung ? "main loop hung: watchdog" : text);
     }
 }
 
 static tr_status start_device(void)
 {
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
-    cfg.max_frame = MAX_FRAME;
-    cfg.window = WINDOW;
-    cfg.sample_slots = SAMPLE_SLOTS;
-    cfg.sample_bytes_max = SAMPLE_BYTES_MAX;
-    cfg.blob_max = BLOB_MAX;
-    cfg.arena_bytes = sizeof g_arena;
-    cfg.max_train = MAX_TRAIN;
-    mem.rx = g_rx;
-    mem.body = g_body;
-    mem.wire = g_wire;
-    mem.samples = g_samples;
-    mem.sample_meta = g_sample_meta;
-    mem.staging = g_staging;
-    mem.granules = g_granules;
-    mem.arena = g_arena;
-    mem.records = g_records;
+    tr_port port;
+
     memset(&port, 0, sizeof port);
     port.tx = board_tx;
-    port.counter = tr_board_counter;
-    port.stack_peak = tr_board_stack_peak;
-    port.reset = tr_board_reset;
-    (void)tr_board_info_get(&port.info);
-    port.boot_id = tr_board_boot_id();
-    return tr_device_init(&g_dev, &cfg, &mem, &port);
+    port.counter = tr_qemu_instructions;
+    port.stack_peak = tr_qemu_stack_peak;
+    port.reset = board_reset;
+    port.info.board = TR_QEMU_BOARD;
+    port.info.build = TR_BUILD_ID;
+    port.info.cpu = TR_QEMU_CPU;
+    port.info.counter = "instructions";
+    port.info.clock_hz = TR_QEMU_CLOCK_HZ;
+    port.info.ram_bytes = TR_QEMU_RAM_BYTES;
+    port.info.static_ram = tr_qemu_static_ram();
+    port.info.stack_bytes = tr_qemu_stack_bytes();
+    port.info.watchdog_ms = g_watchdog_ms;
+    port.boot_id = board_boot_id();
+    return tr_port_start(&g_store, &port);
 }
 
 static uint32_t watchdog_period_ms(void)
@@ -203,7 +153,7 @@ int main(void)
          * holds further bytes in the UART (and the PTY) until we unmask, so
          * nothing is lost; the watchdog's NMI is not masked. */
         __asm__ volatile("cpsid i" ::: "memory");
-        (void)tr_device_feed(&g_dev, buf, n);
+        (void)tr_device_feed(g_store.dev, buf, n);
         __asm__ volatile("cpsie i" ::: "memory");
         if (g_reset_pending) {
             g_reset_pending = 0;

@@ -4,27 +4,10 @@
 #define TR_DEVICE_FIXTURE_H
 
 #include <string.h>
-#include "proto/tr_device.h"
+#include "board/tr_port.h"
 
-static uint8_t rx_buf[MAX_FRAME], body_buf[MAX_FRAME], wire_buf[TR_FRAME_WIRE_MAX(MAX_FRAME)];
-static uint8_t samples[SLOTS * SAMPLE_MAX];
-static tr_sample_meta meta[SLOTS];
-static uint8_t staging[BLOB_MAX];
-static uint8_t granules[TR_DEVICE_BITMAP_BYTES(BLOB_MAX)];
-static uint64_t arena_words[ARENA / 8u];
-static tr_train_record records[64];
-static tr_device dev;
-
-/* The config and memory of the fixture's device. */
-static void fixture_setup(tr_device_config *cfg, tr_device_mem *mem)
-{
-    tr_device_config c = {MAX_FRAME, 4, SLOTS, SAMPLE_MAX, BLOB_MAX, ARENA, 64};
-    tr_device_mem m = {rx_buf, body_buf, wire_buf, samples, meta, staging, granules,
-                       (uint8_t *)arena_words, records};
-
-    *cfg = c;
-    *mem = m;
-}
+/* The fixture's device: fixture_dev in fixture (tr_port_start(&fixture, &port)). */
+TR_DEVICE_STORAGE(fixture, MAX_FRAME, 4, SLOTS, SAMPLE_MAX, BLOB_MAX, ARENA, 64);
 
 /* Everything the device sent, as wire bytes (tests reset sent_len). */
 static uint8_t sent[64 * 1024];

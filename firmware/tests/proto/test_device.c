@@ -35,8 +35,8 @@ static tr_engine *taken_engine;
 static uint64_t counter(void)
 {
     if (fail_at_reading > 0 && --fail_at_reading == 0) {
-        taken_engine = dev.engine;
-        dev.engine = NULL;
+        taken_engine = fixture_dev.engine;
+        fixture_dev.engine = NULL;
     }
     return fake_clock += 1000u;   /* each reading 1000 units later */
 }
@@ -92,7 +92,7 @@ static int request(uint8_t type, const uint8_t *body, size_t n, tr_frame *resp, 
     if (tr_frame_encode(&f, w, sizeof w, &wl) != TR_OK) {
         return 0;
     }
-    tr_device_feed(&dev, w, wl);
+    tr_device_feed(&fixture_dev, w, wl);
     got = collect();
     if (got != 1 || tr_frame_parse(frames[0], frame_len[0], resp) != TR_OK) {
         return 0;
@@ -236,21 +236,21 @@ static void test_link(void)
         size_t wl;
         tr_frame nak;
         tr_body nb;
-        uint32_t bad0 = dev.frames_bad;
+        uint32_t bad0 = fixture_dev.frames_bad;
 
         tr_frame_encode(&f, w, sizeof w, &wl);
         w[3] ^= 0x01;
-        tr_device_feed(&dev, w, wl);
+        tr_device_feed(&fixture_dev, w, wl);
         CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
                   nak.type == TR_MSG_NAK && (nak.flags & TR_FRAME_FLAG_DEV) &&
                   tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK && nb.present == 0,
               "NAK {} on a bad CRC");
-        CHECK(dev.frames_bad == bad0 + 1u, "frames_bad counted");
+        CHECK(fixture_dev.frames_bad == bad0 + 1u, "frames_bad counted");
         /* Version 2 with a good CRC: ERROR BAD_FRAME. */
         f.ver = 2;
         f.seq = ++g_seq;
         tr_frame_encode(&f, w, sizeof w, &wl);
-        tr_device_feed(&dev, w, wl);
+        tr_device_feed(&fixture_dev, w, wl);
         CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
                   nak.type == TR_MSG_ERROR && tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK &&
                   tr_body_u32(&nb, 1, &v) == TR_OK && v == 1, "BAD_FRAME on version 2");
@@ -258,7 +258,7 @@ static void test_link(void)
         f.ver = 1;
         f.seq = (uint16_t)(g_seq + 3u);
         tr_frame_encode(&f, w, sizeof w, &wl);
-        tr_device_feed(&dev, w, wl);
+        tr_device_feed(&fixture_dev, w, wl);
         CHECK(collect() == 2 && tr_frame_parse(frames[0], frame_len[0], &nak) == TR_OK &&
                   nak.type == TR_MSG_NAK && tr_body_parse(&nb, nak.body, nak.body_len) == TR_OK &&
                   tr_body_u32(&nb, 1, &v) == TR_OK && v == (uint16_t)(g_seq + 1u), "NAK names the gap");
@@ -330,7 +330,7 @@ static void test_model_and_training(void)
         body_begin(1);
         kv_b(1, sha, 32);
         CHECK(request(TR_MSG_MODEL_COMMIT, req_buf, req.len, &r, &b) && err_code(&r, &b) == 7, "HASH_MISMATCH");
-        CHECK(!dev.have_model, "nothing live after a failed commit");
+        CHECK(!fixture_dev.have_model, "nothing live after a failed commit");
     }
     /* The real upload. */
     CHECK(upload(TR_MSG_MODEL_BEGIN, model_blob, blob_len, &r, &b) && r.type == TR_MSG_MODEL_COMMIT, "model live");
@@ -380,7 +380,7 @@ static void test_model_and_training(void)
     kv_b(4, batch, sizeof batch);
     CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && tr_body_u32(&b, 2, &v) == TR_OK && v == 4,
           "4 samples held");
-    CHECK(dev.samples_held == 4u, "samples_held");
+    CHECK(fixture_dev.samples_held == 4u, "samples_held");
     /* TRAIN exactly once. */
     body_begin(4);
     kv_u(1, 10);
@@ -503,12 +503,12 @@ static void train_state_get(train_state *t)
     uint32_t wb;
 
     memset(t, 0, sizeof *t);
-    CHECK(tr_device_weights_sha(&dev, t->sha, &wb) == TR_OK, "weights hash");
-    t->steps_applied = dev.steps_applied;
-    t->last_step_id = dev.last_step_id;
-    t->samples_held = dev.samples_held;
-    t->step_bits = dev.step_bits;
-    t->have_steps = dev.have_steps;
+    CHECK(tr_device_weights_sha(&fixture_dev, t->sha, &wb) == TR_OK, "weights hash");
+    t->steps_applied = fixture_dev.steps_applied;
+    t->last_step_id = fixture_dev.last_step_id;
+    t->samples_held = fixture_dev.samples_held;
+    t->step_bits = fixture_dev.step_bits;
+    t->have_steps = fixture_dev.have_steps;
 }
 
 static void train_body(uint32_t step_id, uint32_t index, uint32_t count, int trainable, int bias_only)
@@ -571,7 +571,7 @@ static void test_exactly_once(void)
     kv_b(4, batch, 2 * 64);
     CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && err_code(&r, &b) == 12 &&
               tr_body_u32(&b, 3, &v) == TR_OK && v == 9, "label 4 of 4 classes: BAD_SAMPLE naming sample 9");
-    CHECK(dev.samples_held == t0.samples_held && !dev.mem.sample_meta[8].held && !dev.mem.sample_meta[9].held,
+    CHECK(fixture_dev.samples_held == t0.samples_held && !fixture_dev.mem.sample_meta[8].held && !fixture_dev.mem.sample_meta[9].held,
           "the batch was not stored, not even its good first sample");
 
     /* A 2-class model: samples 2 and 3 are held but their labels no longer fit. */
@@ -646,15 +646,15 @@ static void test_exactly_once(void)
     train_body(20, 0, 2, -1, -1);
     CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.type == TR_MSG_TRAIN && records_of(&b) == 1 &&
               tr_body_u32(&b, 5, &v) == TR_OK && v == (uint32_t)TR_ERR_STATE, "fault mid-TRAIN: one record and the fault");
-    dev.engine = taken_engine;
-    CHECK(tr_body_u32(&b, 3, &v) == TR_OK && v == t0.steps_applied + 1u && dev.steps_applied == v,
+    fixture_dev.engine = taken_engine;
+    CHECK(tr_body_u32(&b, 3, &v) == TR_OK && v == t0.steps_applied + 1u && fixture_dev.steps_applied == v,
           "the step before the fault counts");
     first_len = r.body_len;
     memcpy(first, r.body, first_len);
     CHECK(request(TR_MSG_TRAIN, req_buf, req.len, &r, &b) && r.body_len == first_len &&
               memcmp(r.body + 5, first + 5, first_len - 5) == 0 && tr_body_u32(&b, 5, &v) == TR_OK,
           "its retry: duplicate with the same record and fault, nothing applied");
-    CHECK(dev.steps_applied == t0.steps_applied + 1u, "still one step");
+    CHECK(fixture_dev.steps_applied == t0.steps_applied + 1u, "still one step");
 }
 
 /* One EVAL of 12 samples from index 200: predictions -1 leaves key 3 out. */
@@ -723,8 +723,8 @@ static void test_eval_predictions(void)
     kv_b(3, labels, N);
     kv_b(4, batch, sizeof batch);
     CHECK(request(TR_MSG_SAMPLES, req_buf, req.len, &r, &b) && r.type == TR_MSG_SAMPLES, "12 samples");
-    CHECK(tr_device_weights_sha(&dev, sha0, &wb) == TR_OK, "weights hash");
-    steps0 = dev.steps_applied;
+    CHECK(tr_device_weights_sha(&fixture_dev, sha0, &wb) == TR_OK, "weights hash");
+    steps0 = fixture_dev.steps_applied;
 
     CHECK(eval_request(1, &r, &b) && r.type == TR_MSG_EVAL, "EVAL with predictions");
     CHECK(tr_body_u32(&b, 1, &count) == TR_OK && count == N, "count");
@@ -785,8 +785,8 @@ static void test_eval_predictions(void)
     kv_u(2, 12);
     kv_u(3, 1);
     CHECK(request(TR_MSG_EVAL, req_buf, req.len, &r, &b) && err_code(&r, &b) == 3, "predictions not a bool: BAD_BODY");
-    CHECK(tr_device_weights_sha(&dev, sha1, &wb) == TR_OK && memcmp(sha0, sha1, 32) == 0 &&
-              dev.steps_applied == steps0, "EVAL changes nothing");
+    CHECK(tr_device_weights_sha(&fixture_dev, sha1, &wb) == TR_OK && memcmp(sha0, sha1, 32) == 0 &&
+              fixture_dev.steps_applied == steps0, "EVAL changes nothing");
 
     /* The worst case (max_train as init caps it, 65535 classes) fits every max_frame. */
     for (mf = 128u; mf <= 65535u; mf++) {
@@ -802,25 +802,21 @@ static void test_eval_predictions(void)
 
     /* A frame smaller than max_train assumes (init never allows it): TOO_LARGE
      * with the count that fits, and no inference run. */
-    mf = dev.cfg.max_frame;
-    dev.cfg.max_frame = 60u;
+    mf = fixture_dev.cfg.max_frame;
+    fixture_dev.cfg.max_frame = 60u;
     clock0 = fake_clock;
     CHECK(eval_request(1, &r, &b) && err_code(&r, &b) == 4 && tr_body_u32(&b, 3, &v) == TR_OK && v == 4u,
           "TOO_LARGE: 4 samples fit");
     CHECK(fake_clock == clock0, "refused before any inference");
     CHECK(eval_request(-1, &r, &b) && r.type == TR_MSG_EVAL, "the totals still fit");
-    dev.cfg.max_frame = mf;
+    fixture_dev.cfg.max_frame = mf;
 }
 
 int main(void)
 {
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
+    tr_port port;
     tr_frame f;
     tr_body b;
-
-    fixture_setup(&cfg, &mem);
     memset(&port, 0, sizeof port);
     port.tx = cap_tx;
     port.counter = counter;
@@ -828,7 +824,7 @@ int main(void)
     port.info.board = "test-board";
     port.info.counter = "ns";
     port.boot_id = 0xC0FFEE;
-    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, "init");
+    CHECK(tr_port_start(&fixture, &port) == TR_OK, "init");
     CHECK(collect() == 1 && tr_frame_parse(frames[0], frame_len[0], &f) == TR_OK && f.type == TR_MSG_EVENT &&
               (f.flags & TR_FRAME_FLAG_DEV) && f.body_len == 3 && memcmp(f.body, "\xa1\x01\x01", 3) == 0,
           "EVENT BOOT at start");

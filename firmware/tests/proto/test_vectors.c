@@ -293,24 +293,20 @@ static uint32_t code_of(const char *name)
 static void check_device(const char *what, const uint8_t *wire, size_t n, const char *want)
 {
     static uint8_t raw[MAX_FRAME];
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
+    tr_port port;
     tr_frame_rx rx;
     tr_frame f;
     tr_frame_event ev = TR_FRAME_NONE;
     size_t used = 0;
     uint32_t code = 0;
-
-    fixture_setup(&cfg, &mem);
     memset(&port, 0, sizeof port);
     port.tx = cap_tx;
     port.counter = no_counter;
     port.info.board = "vector-board";
     port.info.counter = "ns";
-    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, what);
+    CHECK(tr_port_start(&fixture, &port) == TR_OK, what);
     sent_len = 0;   /* the boot event */
-    tr_device_feed(&dev, wire, n);
+    tr_device_feed(&fixture_dev, wire, n);
     tr_frame_rx_init(&rx, raw, sizeof raw);
     tr_frame_feed(&rx, sent, sent_len, &used, &ev);
     CHECK(ev == TR_FRAME_OK && tr_frame_parse(rx.buf, rx.len, &f) == TR_OK, what);
@@ -382,22 +378,22 @@ static void snapshot(dev_state *st)
     uint32_t wb = 0;
 
     memset(st, 0, sizeof *st);
-    if (dev.have_model) {
-        (void)tr_device_weights_sha(&dev, st->weights_sha, &wb);
+    if (fixture_dev.have_model) {
+        (void)tr_device_weights_sha(&fixture_dev, st->weights_sha, &wb);
     }
-    memcpy(st->model_sha, dev.model_sha, 32);
-    st->have_model = dev.have_model;
-    st->steps_applied = dev.steps_applied;
-    st->last_step_id = dev.last_step_id;
-    st->have_steps = dev.have_steps;
-    st->step_bits = dev.step_bits;
-    st->have_records = dev.have_records;
-    st->records_step_id = dev.records_step_id;
-    st->records_count = dev.records_count;
-    st->records_fault = dev.records_fault;
-    st->samples_held = dev.samples_held;
-    tr_sha256((const uint8_t *)meta, sizeof meta, st->meta_sha);
-    tr_sha256(samples, sizeof samples, st->samples_sha);
+    memcpy(st->model_sha, fixture_dev.model_sha, 32);
+    st->have_model = fixture_dev.have_model;
+    st->steps_applied = fixture_dev.steps_applied;
+    st->last_step_id = fixture_dev.last_step_id;
+    st->have_steps = fixture_dev.have_steps;
+    st->step_bits = fixture_dev.step_bits;
+    st->have_records = fixture_dev.have_records;
+    st->records_step_id = fixture_dev.records_step_id;
+    st->records_count = fixture_dev.records_count;
+    st->records_fault = fixture_dev.records_fault;
+    st->samples_held = fixture_dev.samples_held;
+    tr_sha256((const uint8_t *)fixture_sample_meta, sizeof fixture_sample_meta, st->meta_sha);
+    tr_sha256(fixture_samples, sizeof fixture_samples, st->samples_sha);
 }
 
 /* Feeds one request; *resp is the device's answer to seq (device-initiated frames skipped). */
@@ -409,7 +405,7 @@ static int exchange(const uint8_t *wire, size_t n, uint16_t seq, tr_frame *resp,
     int found = 0;
 
     sent_len = 0;
-    tr_device_feed(&dev, wire, n);
+    tr_device_feed(&fixture_dev, wire, n);
     while (pos < sent_len) {
         tr_frame_rx_init(&rx, raw, MAX_FRAME);
         ev = TR_FRAME_NONE;
@@ -504,18 +500,14 @@ static uint64_t vec_counter(void)
 
 static void fresh_device(const char *what)
 {
-    tr_device_config cfg;
-    tr_device_mem mem;
-    tr_device_port port;
-
-    fixture_setup(&cfg, &mem);
+    tr_port port;
     memset(&port, 0, sizeof port);
     port.tx = cap_tx;
     port.counter = vec_counter;
     port.info.board = "vector-board";
     port.info.counter = "ns";
     port.boot_id = 1;
-    CHECK(tr_device_init(&dev, &cfg, &mem, &port) == TR_OK, what);
+    CHECK(tr_port_start(&fixture, &port) == TR_OK, what);
     sent_len = 0;
     g_setup_seq = 30000u;
     g_nkept = 0;
@@ -580,9 +572,9 @@ static void check_eval(const char *what, const tr_frame *req, const tr_frame *r,
             return;
         }
         for (i = 0; i < n; i++) {
-            const tr_sample_meta *m = &meta[(index + (uint32_t)i) % SLOTS];
+            const tr_sample_meta *m = &fixture_sample_meta[(index + (uint32_t)i) % SLOTS];
 
-            CHECK(predicted[i] < dev.model.classes, what);
+            CHECK(predicted[i] < fixture_dev.model.classes, what);
             correct += predicted[i] == m->label;
             sum += loss[i];
         }
@@ -716,7 +708,7 @@ static void check_device_step(const char *what, const uint8_t *wire, size_t n, c
             }
         }
         if (token(device, "steps_applied", v, sizeof v) != NULL) {
-            CHECK(applied == strtoul(v, NULL, 10) && applied == dev.steps_applied, what);
+            CHECK(applied == strtoul(v, NULL, 10) && applied == fixture_dev.steps_applied, what);
         }
         if (token(device, "weights", v, sizeof v) != NULL) {
             int same = memcmp(before.weights_sha, after.weights_sha, 32) == 0;

@@ -2,7 +2,7 @@
 // estimated from the power table otherwise; each figure says which.
 import type { Logger } from 'pino';
 import type { DeviceEntry } from '../config.js';
-import { openMeter, type PowerMeter } from './meter.js';
+import { isStepMeter, openMeter, type PowerMeter } from './meter.js';
 import { estimateStepEnergy, PowerTable, type EnergyFigure, type PowerModel } from './power-table.js';
 
 export type { EnergyFigure, PowerModel } from './power-table.js';
@@ -28,7 +28,7 @@ export class EnergyService {
   attach(entry: DeviceEntry): void {
     if (!entry.meter || this.meters.has(entry.id)) return;
     try {
-      this.meters.set(entry.id, openMeter(entry.meter));
+      this.meters.set(entry.id, openMeter(entry.meter, this.log.child({ deviceId: entry.id })));
       this.log.info({ deviceId: entry.id, meter: entry.meter.path }, 'power meter attached');
     } catch (err) {
       this.log.warn({ deviceId: entry.id, err: (err as Error).message }, 'power meter unavailable; energy is estimated');
@@ -47,13 +47,15 @@ export class EnergyService {
   info(entry: DeviceEntry, reportedBoard?: string): PowerInfo {
     const model = this.powerModel(entry, reportedBoard);
     const meter = this.meters.get(entry.id);
-    return { model, meter: meter?.label ?? null, source: meter ? 'measured' : model ? 'estimated' : 'none' };
+    const measuring = meter !== undefined && (!isStepMeter(meter) || meter.available);
+    return { model, meter: meter?.label ?? null, source: measuring ? 'measured' : model ? 'estimated' : 'none' };
   }
 
   /**
    * Figures for the records of one TRAIN that ran between startMs and endMs.
    * A meter's energy for the whole call is split over the records by their
    * counters; without meter coverage each record is estimated on its own.
+   * A marker meter (PPK2) measures each record from its own pulse instead.
    */
   figures(
     entry: DeviceEntry,
@@ -64,6 +66,13 @@ export class EnergyService {
     endMs: number,
   ): (EnergyFigure | null)[] {
     const meter = this.meters.get(entry.id);
+    const model = this.powerModel(entry, reportedBoard);
+    if (meter && isStepMeter(meter)) {
+      // one marker pulse per step; a step whose pulse is uncertain keeps its estimate
+      const { figures, reason } = meter.stepFigures(counters, startMs, endMs);
+      if (reason) this.log.warn({ deviceId: entry.id, steps: counters.length, reason }, 'steps not measured; energy is estimated');
+      return counters.map((c, i) => figures[i] ?? estimateStepEnergy(c, unit, model));
+    }
     if (meter) {
       const total = meter.energyBetween(startMs, endMs);
       if (total !== null) {
@@ -75,7 +84,6 @@ export class EnergyService {
         }));
       }
     }
-    const model = this.powerModel(entry, reportedBoard);
     return counters.map((c) => estimateStepEnergy(c, unit, model));
   }
 

@@ -1,9 +1,13 @@
 // Measured power: an external meter (a Nordic PPK2 bridged to a serial logger,
 // an INA219/INA226 logger on a small MCU, …) that prints one reading a line.
 // The daemon keeps the recent readings and integrates them over the time a
-// TRAIN took; that measured figure replaces the estimate.
+// TRAIN took; that measured figure replaces the estimate. A PPK2 on its own
+// USB port (kind ppk2) measures each step from the board's marker pulse instead.
+import type { Logger } from 'pino';
 import { SerialPort } from 'serialport';
 import type { MeterConfig } from '../config.js';
+import type { EnergyFigure } from './power-table.js';
+import { Ppk2Meter } from './ppk2/meter.js';
 
 export interface PowerMeter {
   readonly label: string;
@@ -11,6 +15,16 @@ export interface PowerMeter {
   energyBetween(startMs: number, endMs: number): number | null;
   close(): Promise<void>;
 }
+
+/** A meter that tells steps apart by itself (a marker pulse per step) rather than splitting a call's energy. */
+export interface StepMeter extends PowerMeter {
+  /** False while the meter cannot measure (unplugged): steps are estimated. */
+  readonly available: boolean;
+  /** One figure per step, or nulls and the reason when the steps cannot be told apart with certainty. */
+  stepFigures(counters: number[], startMs: number, endMs: number): { figures: (EnergyFigure | null)[]; reason: string | null };
+}
+
+export const isStepMeter = (m: PowerMeter): m is StepMeter => typeof (m as Partial<StepMeter>).stepFigures === 'function';
 
 /**
  * Readings as (time ms, power mW), in arrival order. Lines are
@@ -92,7 +106,7 @@ export class SerialLogMeter implements PowerMeter {
   private readonly readings: ReadingBuffer;
   private pending = '';
 
-  constructor(cfg: MeterConfig) {
+  constructor(cfg: Extract<MeterConfig, { kind: 'serial-log' }>) {
     this.label = cfg.label ?? `serial power logger on ${cfg.path}`;
     this.readings = new ReadingBuffer(cfg.unit ?? 'mW', cfg.volts ?? 3.3);
     this.port = new SerialPort({ path: cfg.path, baudRate: cfg.baudRate ?? 115200, autoOpen: true });
@@ -120,9 +134,11 @@ export class SerialLogMeter implements PowerMeter {
   }
 }
 
-export function openMeter(cfg: MeterConfig): PowerMeter {
+export function openMeter(cfg: MeterConfig, log?: Logger): PowerMeter {
   switch (cfg.kind) {
     case 'serial-log':
       return new SerialLogMeter(cfg);
+    case 'ppk2':
+      return new Ppk2Meter({ ...cfg, log });
   }
 }
