@@ -15,7 +15,7 @@
 #include "model/tr_zoo.h"
 #include "proto/tr_crc32.h"
 #include "proto/tr_device.h"
-#include "../ports/host/trainer_model.h"
+#include "../tools/model_writer/trainer_model.h"
 
 #define MAX_FRAME 512u
 #define SLOTS 8u

@@ -7,7 +7,7 @@ ENGINE_DIRS := core/common core/engine core/kernels core/quant core/train core/m
                core/cbor core/crypto
 ENGINE_SRCS := $(sort $(foreach d,$(ENGINE_DIRS),$(shell find $(d) -name '*.c' 2>/dev/null)))
 # Bit-exact on every target: no fused multiply-add, SSE floats on x86-64.
-ENGINE_CFLAGS := $(HOST_CFLAGS) -ffp-contract=off -Iports/host
+ENGINE_CFLAGS := $(HOST_CFLAGS) -ffp-contract=off -Itools
 ENGINE_SAN_CFLAGS := $(filter-out -O2,$(ENGINE_CFLAGS)) -O1 -fno-omit-frame-pointer \
                      -fsanitize=address,undefined -fno-sanitize-recover=all
 
@@ -16,13 +16,14 @@ ENGINE_SAN_OBJ := $(BUILD)/engine/san
 ENGINE_CORE_OBJS := $(patsubst %.c,$(ENGINE_OBJ)/%.o,$(ENGINE_SRCS))
 ENGINE_CORE_SAN_OBJS := $(patsubst %.c,$(ENGINE_SAN_OBJ)/%.o,$(ENGINE_SRCS))
 
-TRAINER_SRCS := $(sort $(wildcard ports/host/trainer*.c ports/host/dataset*.c ports/host/float_*.c))
+# The host tools (tools/): the CLI, the float reference engine, the model writer.
+TRAINER_SRCS := $(sort $(wildcard tools/train/*.c tools/float/*.c tools/model_writer/*.c))
 TRAINER_OBJS := $(patsubst %.c,$(ENGINE_OBJ)/%.o,$(TRAINER_SRCS))
 TINYRIG_TRAIN := $(BUILD)/host/tinyrig-train
 
 # Unit tests: printf + exit code only (they also run under QEMU semihosting).
 ENGINE_TESTS := $(sort $(basename $(notdir $(wildcard tests/engine/test_*.c))))
-ENGINE_TEST_HELPERS := ports/host/float_layers.c ports/host/float_engine.c ports/host/trainer_model.c
+ENGINE_TEST_HELPERS := tools/float/float_layers.c tools/float/float_engine.c tools/model_writer/trainer_model.c
 ENGINE_TEST_BINS := $(patsubst %,$(BUILD)/engine/tests/%,$(ENGINE_TESTS))
 ENGINE_TEST_SAN_BINS := $(patsubst %,$(BUILD)/engine/tests-san/%,$(ENGINE_TESTS))
 

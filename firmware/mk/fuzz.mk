@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 30
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_device
 FUZZ_CORPUS := $(BUILD)/fuzz/corpus
-FUZZ_SRCS := $(CORE_SRCS) ports/host/trainer_model.c
+FUZZ_SRCS := $(CORE_SRCS) tools/model_writer/trainer_model.c
 FUZZ_CFLAGS := -std=c99 -g -O1 -Icore -DTR_WITH_ENGINE -ffp-contract=off \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 

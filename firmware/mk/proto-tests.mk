@@ -8,7 +8,7 @@ PROTO_TEST_CFLAGS := $(HOST_CFLAGS) -ffp-contract=off -DTR_WITH_ENGINE
 PROTO_TEST_SAN_CFLAGS := $(filter-out -O2,$(PROTO_TEST_CFLAGS)) -O1 -fno-omit-frame-pointer \
                          -fsanitize=address,undefined -fno-sanitize-recover=all
 # The model blob encoder of the host tools builds test models.
-PROTO_TEST_SRCS := $(CORE_SRCS) ports/host/trainer_model.c
+PROTO_TEST_SRCS := $(CORE_SRCS) tools/model_writer/trainer_model.c
 PROTO_TEST_BINS := $(patsubst %,$(BUILD)/proto-tests/%,$(PROTO_TEST_NAMES))
 PROTO_TEST_SAN_BINS := $(patsubst %,$(BUILD)/proto-tests-san/%,$(PROTO_TEST_NAMES))
 PROTO_VECTORS := ../protocol/vectors

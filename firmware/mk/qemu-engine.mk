@@ -9,7 +9,7 @@
 QEMU_KBENCH_CLASSES := m4 m7
 QEMU_KBENCH_PORT := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c \
     ports/qemu/qemu_watchdog.c ports/qemu/qemu_syscalls.c
-QEMU_KBENCH_SRCS := $(ENGINE_SRCS) ports/host/trainer_model.c $(QEMU_KBENCH_PORT) \
+QEMU_KBENCH_SRCS := $(ENGINE_SRCS) tools/model_writer/trainer_model.c $(QEMU_KBENCH_PORT) \
     tests/qemu-engine/bench_kernels.c
 
 # $(1) class, $(2) kernels (ref | dsp)
@@ -19,7 +19,7 @@ QEMU_KBENCH_OBJS_$(1)_$(2) := $$(patsubst %.c,$$(QEMU_KBENCH_OBJ_$(1)_$(2))/%.o,
 
 $$(QEMU_KBENCH_OBJ_$(1)_$(2))/%.o: %.c boards.json
 	@mkdir -p $$(dir $$@)
-	$$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $(if $(filter dsp,$(2)),-DTR_KERNELS_DSP) -Iports/host \
+	$$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $(if $(filter dsp,$(2)),-DTR_KERNELS_DSP) -Itools \
 	    -Wno-unused-function -MMD -MP -c $$< -o $$@
 
 $(BUILD)/qemu/$(1)/bench_kernels_$(2).elf: $$(QEMU_KBENCH_OBJS_$(1)_$(2)) ports/qemu/qemu_test.ld

@@ -91,7 +91,7 @@ QEMU_ENGINE_CLASSES := m4 m7
 
 define QEMU_ENGINE_CLASS
 QEMU_ENGINE_OBJ_$(1) := $(BUILD)/qemu/$(1)/engine
-QEMU_ENGINE_FLAGS_$(1) := $$(QEMU_CFLAGS_$(1)) $(QEMU_KERNELS_$(1)) -Iports/host -Wno-unused-function
+QEMU_ENGINE_FLAGS_$(1) := $$(QEMU_CFLAGS_$(1)) $(QEMU_KERNELS_$(1)) -Itools -Wno-unused-function
 QEMU_ENGINE_LINK_$(1) := -Lports/qemu -Tports/qemu/qemu_test.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
 QEMU_ENGINE_LIB_$(1) := $$(patsubst %.c,$$(QEMU_ENGINE_OBJ_$(1))/%.o,$(ENGINE_SRCS) $(ENGINE_TEST_HELPERS) \
     $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_syscalls.c)

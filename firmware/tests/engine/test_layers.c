@@ -1,11 +1,11 @@
 /* Every layer, forward and backward, against the float32 reference layers
- * (ports/host/float_layers.c) on random shapes, and gradient checks against
+ * (tools/float/float_layers.c) on random shapes, and gradient checks against
  * central differences of the float forward. Each tolerance is derived from
  * the quantization steps involved (stated next to each check), not tuned. */
 #include <math.h>
 #include <string.h>
 #include "engine/tr_layers.h"
-#include "../../ports/host/float_layers.h"
+#include "float/float_layers.h"
 #include "tr_test.h"
 
 #define MAXE 4096

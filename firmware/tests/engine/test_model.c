@@ -10,7 +10,7 @@
 #include "model/tr_zoo.h"
 #include "quant/tr_quant.h"
 #include "train/tr_optimizer.h"
-#include "../../ports/host/trainer_model.h"
+#include "model_writer/trainer_model.h"
 #include "tr_test.h"
 
 #define GUARD 64u

@@ -11,7 +11,7 @@
 #include "model/tr_zoo.h"
 #include "proto/tr_device.h"
 #include "proto/tr_handlers.h"
-#include "../../ports/host/trainer_model.h"
+#include "../../tools/model_writer/trainer_model.h"
 #include "proto_test.h"
 
 #define MAX_FRAME 1024u

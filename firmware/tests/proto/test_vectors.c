@@ -28,7 +28,7 @@
 #include "crypto/tr_sha256.h"
 #include "engine/tr_engine_desc.h"
 #include "model/tr_zoo.h"
-#include "../../ports/host/trainer_model.h"
+#include "../../tools/model_writer/trainer_model.h"
 #include "proto_test.h"
 
 /* The device of the invalid frames (no model needed to refuse them) and of

@@ -18,7 +18,7 @@
 #include "kernels/tr_kernels.h"
 #include "model/tr_zoo.h"
 #include "qemu_port.h"
-#include "trainer_model.h"
+#include "model_writer/trainer_model.h"
 
 #define BLOB_MAX (64u * 1024u)
 #define ARENA_MAX (160u * 1024u)

@@ -6,7 +6,7 @@
 #include "float_layers.h"
 #include "quant/tr_quant.h"
 #include "train/tr_optimizer.h"
-#include "trainer_model.h"
+#include "model_writer/trainer_model.h"
 
 struct tr_float_engine {
     tr_model_desc m;

@@ -15,12 +15,12 @@
 #include "dataset.h"
 #include "engine/tr_engine.h"
 #include "engine/tr_engine_desc.h"
-#include "float_engine.h"
+#include "float/float_engine.h"
 #include "model/tr_model_cbor.h"
 #include "model/tr_zoo.h"
 #include "quant/tr_quant.h"
 #include "train/tr_schedule.h"
-#include "trainer_model.h"
+#include "model_writer/trainer_model.h"
 #include "trainer_plan.h"
 
 static void usage(void)

@@ -12,7 +12,7 @@
 #include "engine/tr_engine_desc.h"
 #include "model/tr_model_cbor.h"
 #include "model/tr_zoo.h"
-#include "trainer_model.h"
+#include "model_writer/trainer_model.h"
 
 static const char *status_word(tr_status st)
 {
