@@ -17,7 +17,7 @@ define QEMU_KBENCH
 QEMU_KBENCH_OBJ_$(1)_$(2) := $(BUILD)/qemu/$(1)/kbench-$(2)
 QEMU_KBENCH_OBJS_$(1)_$(2) := $$(patsubst %.c,$$(QEMU_KBENCH_OBJ_$(1)_$(2))/%.o,$(QEMU_KBENCH_SRCS))
 
-$$(QEMU_KBENCH_OBJ_$(1)_$(2))/%.o: %.c boards.json
+$$(QEMU_KBENCH_OBJ_$(1)_$(2))/%.o: %.c mk/boards.mk
 	@mkdir -p $$(dir $$@)
 	$$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $(if $(filter dsp,$(2)),-DTR_KERNELS_DSP) -Itools \
 	    -Wno-unused-function -MMD -MP -c $$< -o $$@

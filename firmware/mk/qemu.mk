@@ -9,10 +9,9 @@
 #   QEMU_MACHINE_<class>, QEMU_CFLAGS_<class>, QEMU_LD_<class> are for other rules.
 
 QEMU_CC := arm-none-eabi-gcc
-QEMU_CLASSES := m0plus m4 m7
+QEMU_CLASSES := $(BOARD_CLASSES)
 QEMU_GIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-# One source for each class's figures: boards.json (first board of the class).
-qemu_field = $(shell python3 -c "import json;c=[x for x in json.load(open('boards.json'))['classes'] if x['class']=='$(1)'][0];print($(2))")
+# Each class's figures come from boards.json through mk/boards.mk (BOARD_*_<class>).
 QEMU_PORT_TESTS := $(patsubst tests/qemu/test_%.c,%,$(wildcard tests/qemu/test_*.c))
 QEMU_RUN := timeout 60 qemu-system-arm -display none -monitor none -serial none -semihosting -icount shift=0
 # Kernels: ARMv7E-M SIMD (core/kernels/tr_kernels_dsp.c) on the M4 and M7, the
@@ -20,25 +19,21 @@ QEMU_RUN := timeout 60 qemu-system-arm -display none -monitor none -serial none 
 QEMU_KERNELS_m0plus :=
 QEMU_KERNELS_m4 := -DTR_KERNELS_DSP
 QEMU_KERNELS_m7 := -DTR_KERNELS_DSP
-# Arena for the engine: what the class's SRAM leaves after the other buffers.
-QEMU_ARENA_m0plus := 98304
-QEMU_ARENA_m4 := 98304
-QEMU_ARENA_m7 := 163840
 
 define QEMU_CLASS
-QEMU_MACHINE_$(1) := $(call qemu_field,$(1),c['qemu']['machine'])
-QEMU_CFLAGS_$(1) := $(call qemu_field,$(1),c['qemu']['cpu_flags']) -O2 -std=c99 -Wall -Wextra -Werror \
+QEMU_MACHINE_$(1) := $(BOARD_QEMU_MACHINE_$(1))
+QEMU_CFLAGS_$(1) := $(BOARD_QEMU_CPU_FLAGS_$(1)) -O2 -std=c99 -Wall -Wextra -Werror \
     -Wno-unused-parameter -Icore -Iports/qemu -ffunction-sections -fdata-sections -ffp-contract=off
 QEMU_LD_$(1) := -Lports/qemu -Tports/qemu/qemu_$(1).ld -nostartfiles --specs=nano.specs -Wl,--gc-sections
 QEMU_BOARD_DEFS_$(1) := -DTR_WITH_ENGINE $(QEMU_KERNELS_$(1)) -DTR_QEMU_BOARD='"qemu-$$(QEMU_MACHINE_$(1))"' \
-    -DTR_QEMU_CPU='"$(call qemu_field,$(1),c['cpu'])"' \
-    -DTR_QEMU_CLOCK_HZ=$(call qemu_field,$(1),c['boards'][0]['clock_hz'])u \
-    -DTR_QEMU_RAM_BYTES=$(call qemu_field,$(1),c['boards'][0]['ram_bytes'])u \
-    -DTR_QEMU_ARENA_BYTES=$(QEMU_ARENA_$(1))u -DTR_BUILD_ID='"0.1.0+$(QEMU_GIT)-$(1)"'
+    -DTR_QEMU_CPU='"$(BOARD_CPU_$(1))"' -DTR_QEMU_CLOCK_HZ=$(BOARD_CLOCK_HZ_$(1))u \
+    -DTR_QEMU_RAM_BYTES=$(BOARD_RAM_BYTES_$(1))u -DTR_QEMU_ARENA_BYTES=$(BOARD_ARENA_BYTES_$(1))u \
+    -DTR_QEMU_MAX_FRAME=$(BOARD_MAX_FRAME_$(1))u -DTR_QEMU_BLOB_MAX=$(BOARD_BLOB_MAX_$(1))u \
+    -DTR_QEMU_SAMPLE_BYTES_MAX=$(BOARD_SAMPLE_BYTES_MAX_$(1))u -DTR_BUILD_ID='"0.1.0+$(QEMU_GIT)-$(1)"'
 QEMU_PORT_SRCS_$(1) := ports/qemu/qemu_startup.c ports/qemu/qemu_uart.c ports/qemu/qemu_counter.c \
     ports/qemu/qemu_watchdog.c
 
-$(BUILD)/qemu/$(1)/obj/%.o: %.c boards.json
+$(BUILD)/qemu/$(1)/obj/%.o: %.c mk/boards.mk
 	@mkdir -p $$(dir $$@)
 	$(QEMU_CC) $$(QEMU_CFLAGS_$(1)) $$(QEMU_BOARD_DEFS_$(1)) -MMD -MP -c $$< -o $$@
 
@@ -60,8 +55,7 @@ qemu-test-%-$(1): $(BUILD)/qemu/$(1)/test_%.elf
 .PHONY: qemu-board-uart-$(1)
 qemu-board-uart-$(1): $(BUILD)/qemu/board_uart $(BUILD)/qemu/$(1)/tinyrig-board.elf
 	timeout 60 $(BUILD)/qemu/board_uart $$(QEMU_MACHINE_$(1)) $(BUILD)/qemu/$(1)/tinyrig-board.elf \
-	    qemu-$$(QEMU_MACHINE_$(1)) $(call qemu_field,$(1),c['cpu']) \
-	    $(call qemu_field,$(1),c['boards'][0]['clock_hz']) $(call qemu_field,$(1),c['boards'][0]['ram_bytes'])
+	    qemu-$$(QEMU_MACHINE_$(1)) $(BOARD_CPU_$(1)) $(BOARD_CLOCK_HZ_$(1)) $(BOARD_RAM_BYTES_$(1))
 
 -include $$(QEMU_BOARD_OBJS_$(1):.o=.d)
 ALL_TARGETS += $(BUILD)/qemu/$(1)/tinyrig-board.elf $(foreach t,$(QEMU_PORT_TESTS),$(BUILD)/qemu/$(1)/test_$(t).elf)
@@ -96,7 +90,7 @@ QEMU_ENGINE_LINK_$(1) := -Lports/qemu -Tports/qemu/qemu_test.ld -nostartfiles --
 QEMU_ENGINE_LIB_$(1) := $$(patsubst %.c,$$(QEMU_ENGINE_OBJ_$(1))/%.o,$(ENGINE_SRCS) $(ENGINE_TEST_HELPERS) \
     $$(QEMU_PORT_SRCS_$(1)) ports/qemu/qemu_syscalls.c)
 
-$$(QEMU_ENGINE_OBJ_$(1))/%.o: %.c boards.json
+$$(QEMU_ENGINE_OBJ_$(1))/%.o: %.c mk/boards.mk
 	@mkdir -p $$(dir $$@)
 	$(QEMU_CC) $$(QEMU_ENGINE_FLAGS_$(1)) -MMD -MP -c $$< -o $$@
 

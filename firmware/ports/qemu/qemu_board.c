@@ -1,7 +1,7 @@
 /* tinyrig-board for the QEMU MPS2 stand-ins: the protocol dispatcher and the
  * training engine on the CMSDK UART, with every buffer static and sized for
  * the real board's SRAM (the linker script caps RAM at it). The class comes
- * from -D flags generated from firmware/boards.json (mk/qemu.mk). */
+ * from -D flags of mk/qemu.mk, whose figures mk/boards.mk has from boards.json. */
 #include <string.h>
 #include "board/tr_port.h"
 #include "qemu_port.h"
@@ -10,17 +10,18 @@
 #define TR_BUILD_ID "0.1.0+unknown-qemu"
 #endif
 #if !defined(TR_QEMU_BOARD) || !defined(TR_QEMU_CPU) || !defined(TR_QEMU_CLOCK_HZ) || \
-    !defined(TR_QEMU_RAM_BYTES) || !defined(TR_QEMU_ARENA_BYTES)
-#error "build through mk/qemu.mk: the board's class is defined there"
+    !defined(TR_QEMU_RAM_BYTES) || !defined(TR_QEMU_ARENA_BYTES) || !defined(TR_QEMU_MAX_FRAME) || \
+    !defined(TR_QEMU_BLOB_MAX) || !defined(TR_QEMU_SAMPLE_BYTES_MAX)
+#error "build through mk/qemu.mk: the board's class is defined there (mk/boards.mk)"
 #endif
 
 /* Buffers (DESIGN §3: everything static, no allocation). A full window of
  * the largest frames fits the UART ring (qemu_uart.c, 16 KiB). */
-#define MAX_FRAME 2048u
+#define MAX_FRAME TR_QEMU_MAX_FRAME
 #define WINDOW 4u
 #define SAMPLE_SLOTS 40u
-#define SAMPLE_BYTES_MAX 1024u
-#define BLOB_MAX (64u * 1024u)
+#define SAMPLE_BYTES_MAX TR_QEMU_SAMPLE_BYTES_MAX
+#define BLOB_MAX TR_QEMU_BLOB_MAX
 #define MAX_TRAIN 32u
 
 /* The rig writes a fresh random boot id here (QEMU -device loader); a board
