@@ -112,7 +112,7 @@ describe('marker pulses and their attribution', () => {
   });
 
   const view = (pulses: [number, number][], extra: Partial<StreamView> = {}): StreamView => ({
-    pulses: pulses.map(([s, e]) => ({ startMs: s, endMs: e, samples: (e - s) * 100, uj: e - s, meanMa: 1, lossy: false, used: false })),
+    pulses: pulses.map(([s, e]) => ({ startN: s * 100, endN: e * 100, startMs: s, endMs: e, samples: (e - s) * 100, uj: e - s, meanMa: 1, lossy: false, used: false })),
     losses: [],
     firstMs: 0,
     lastMs: 10_000,

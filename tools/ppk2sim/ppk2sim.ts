@@ -184,7 +184,13 @@ export class Ppk2Simulator {
   /** Writes the samples owed since the stream started (catching up after a stall). */
   private pump(): void {
     if (this.closed) return;
-    const owed = Math.min(Math.floor(((performance.now() - this.t0) * this.rate) / 1000) - this.sent, this.rate);
+    let owed = Math.floor(((performance.now() - this.t0) * this.rate) / 1000) - this.sent;
+    if (owed > this.rate) {
+      // stalled over a second: those samples are lost and counted as such, as a PPK2's would be
+      const skip = owed - this.rate;
+      this.sent += skip;
+      owed = this.rate;
+    }
     if (owed <= 0) return;
     const buf = Buffer.allocUnsafe(owed * 4);
     const idle = this.wordFor(this.idleMa, 0, 0);

@@ -91,10 +91,10 @@ export class Ppk2Meter implements StepMeter {
         lastData = Date.now();
         stream.push(chunk, lastData);
       });
-      // a streaming PPK2 sends 400 kB/s: a second of silence is a lost port even when no close is reported
+      // a streaming PPK2 sends 400 kB/s: seconds of silence are a lost port even when no close is reported
       const watchdog = setInterval(() => {
         if (this.port !== port) clearInterval(watchdog);
-        else if (Date.now() - lastData > (this.opts.silenceMs ?? 1000)) {
+        else if (Date.now() - lastData > (this.opts.silenceMs ?? 3000)) {
           clearInterval(watchdog);
           this.unplugged();
         }

@@ -10,6 +10,9 @@ import {
 
 /** One high period of the marker channel: the board's step. Times are our clock (ms). */
 export interface MarkerPulse {
+  /** Sample numbers of the first high sample and of the first low one after it. */
+  startN: number;
+  endN: number;
   startMs: number;
   endMs: number;
   samples: number;
@@ -54,8 +57,13 @@ export class Ppk2SampleStream {
   private readonly markerBit: number;
   private readonly ujPerAmpSample: number;
   /** First and last sample times of this stream, null before any sample. */
-  firstMs: number | null = null;
-  lastMs: number | null = null;
+  get firstMs(): number | null {
+    return this.n > 0 && this.offsetMs !== null ? this.timeOf(0) : null;
+  }
+
+  get lastMs(): number | null {
+    return this.n > 0 && this.offsetMs !== null ? this.timeOf(this.n) : null;
+  }
 
   constructor(private readonly opts: StreamOptions) {
     this.markerBit = 1 << opts.markerChannel;
@@ -97,9 +105,11 @@ export class Ppk2SampleStream {
       this.offsetMs = Math.min(this.offsetMs + creep, candidate);
     }
     this.lastArrival = arrivalMs;
-    if (this.n > 0) {
-      this.firstMs ??= this.timeOf(0);
-      this.lastMs = this.timeOf(this.n);
+    // pulses no TRAIN has claimed yet follow the better estimate (they sit at the tail)
+    for (let k = this.pulses.length - 1; k >= 0 && !this.pulses[k]!.used; k--) {
+      const p = this.pulses[k]!;
+      p.startMs = this.timeOf(p.startN);
+      p.endMs = this.timeOf(p.endN);
     }
     this.prune();
   }
@@ -129,7 +139,8 @@ export class Ppk2SampleStream {
     const p = this.open!;
     this.open = null;
     this.pulses.push({
-      // times are fixed once the pulse closes; later offset corrections are sub-ms
+      startN: p.startN,
+      endN,
       startMs: this.timeOf(p.startN),
       endMs: this.timeOf(endN),
       samples: p.samples,
