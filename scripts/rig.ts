@@ -19,6 +19,7 @@
 //     --watchdog-ms: the QEMU boards' watchdog period, written where the
 //     firmware reads it (qemu_board.c WATCHDOG_MS_ADDR); 0 or absent: the
 //     firmware's own (30000). For tests that idle a board past its period.
+//   RIG_ELF_M0PLUS, RIG_ELF_M4, RIG_ELF_M7: another image for that class's QEMU boards (default: the build's).
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -140,7 +141,8 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
   for (const c of table.classes) {
     const n = counts[c.class] ?? 0;
     if (n === 0) continue;
-    const elf = qemuElf(c.class);
+    // RIG_ELF_M4=path (per class) runs another image on that class's boards: a candidate firmware
+    const elf = process.env[`RIG_ELF_${c.class.toUpperCase()}`] || qemuElf(c.class);
     const missing = !fs.existsSync(elf)
       ? `${elf} is not built (make -C firmware)`
       : !onPath(QEMU)

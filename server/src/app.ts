@@ -16,6 +16,7 @@ import storePlugin from './plugins/app/store.js';
 import servicesPlugin from './plugins/app/services.js';
 import devicesPlugin from './plugins/app/devices.js';
 import jobsPlugin from './plugins/app/jobs.js';
+import runsPlugin from './plugins/app/runs.js';
 import authPlugin from './plugins/app/auth.js';
 import healthRoutes from './routes/health.js';
 import deviceRoutes from './routes/devices.js';
@@ -26,6 +27,7 @@ import catalogRoutes from './routes/catalog.js';
 import datasetRoutes from './routes/datasets.js';
 import modelRoutes from './routes/models.js';
 import leaseRoutes from './routes/leases.js';
+import runRoutes from './routes/runs.js';
 import metricsRoutes from './routes/metrics.js';
 
 export interface AppOptions {
@@ -69,6 +71,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(authPlugin);
   await fastify.register(devicesPlugin, { opener: opts.opener });
   await fastify.register(jobsPlugin);
+  await fastify.register(runsPlugin);
 
   fastify.setErrorHandler((err, req, reply) => {
     const rig = normalizeError(err);
@@ -113,6 +116,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(datasetRoutes, { prefix: '/v1' });
   await fastify.register(modelRoutes, { prefix: '/v1' });
   await fastify.register(leaseRoutes, { prefix: '/v1' });
+  await fastify.register(runRoutes, { prefix: '/v1' });
 };
 
 /** Not encapsulated, so its decorations (rig, devices, store, …) are visible to the caller. */

@@ -113,6 +113,14 @@ export const Config = Type.Object({
   requestTimeoutMs: Type.Integer({ minimum: 1 }),
   boardsFile: Type.String(),
   modelTool: Type.String(),
+  /** The host twin binary: a run's golden reference trains on one. */
+  twinTool: Type.String(),
+  /** Regression suites (suites/*.yaml). */
+  suitesDir: Type.String(),
+  /** Suites started by the clock: "name@cron;…" (croner patterns, e.g. nightly@0 2 * * *). */
+  schedule: Type.Array(Type.Object({ suite: Type.String(), cron: Type.String() })),
+  /** A run's reservation of its boards lasts this long unless renewed (it renews a third of the way). */
+  runLeaseMs: Type.Integer({ minimum: 1000 }),
   datasetDir: Type.String(),
   /** Persist the SQLite store with fsync on every commit (off in tests: faster). */
   durable: Type.Boolean(),
@@ -189,6 +197,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     requestTimeoutMs: envInt(env.TINYRIG_REQUEST_TIMEOUT_MS, 2000),
     boardsFile: path.join(repoRoot, 'firmware', 'boards.json'),
     modelTool: env.TINYRIG_MODEL_TOOL ?? path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-train'),
+    twinTool: env.TINYRIG_TWIN_TOOL ?? path.join(repoRoot, 'firmware', 'build', 'host', 'tinyrig-twin'),
+    suitesDir: path.resolve(env.TINYRIG_SUITES ?? path.join(repoRoot, 'suites')),
+    schedule: (env.TINYRIG_SCHEDULE ?? '')
+      .split(';')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((s) => ({ suite: s.slice(0, s.indexOf('@')), cron: s.slice(s.indexOf('@') + 1) })),
+    runLeaseMs: envInt(env.TINYRIG_RUN_LEASE_MS, 60_000),
     datasetDir: env.TINYRIG_DATASETS ?? '/usr/share/datasets',
     durable: envBool(env.TINYRIG_DURABLE, true),
   };

@@ -8,6 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ApiClient, ApiError, ConnectError, resolveToken, type Query } from './client.js';
 import { datasetCommands } from './datasets.js';
 import { modelCommands } from './models.js';
+import { runCommands } from './runs.js';
 import { followJob, type JobView } from './follow.js';
 import type { SnapshotView } from '../routes/schemas.js';
 import { kib, num, pct, record, shortHash, table } from './format.js';
@@ -21,6 +22,9 @@ class JobFailed extends Error {
 }
 
 class UsageError extends Error {}
+
+/** A regression run that did not pass (exit code 1). */
+class RunNotPassed extends Error {}
 
 const int = (name: string, min = 0) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
@@ -394,6 +398,9 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       });
     });
 
+  // run <suite>
+  runCommands(program, { api: () => ctx().api, json: () => ctx().g.json, out: io.out, err: io.err, failed: (m) => new RunNotPassed(m) });
+
   // model create | list | show | delete
   modelCommands(program, { api: () => ctx().api, json: () => ctx().g.json, out: io.out, usage: (message) => new UsageError(message) });
 
@@ -464,6 +471,10 @@ export async function run(argv: string[], io: CliIo = defaultIo): Promise<number
     if (e instanceof ConnectError) {
       io.err(`error: ${e.message}`);
       return EXIT.unreachable;
+    }
+    if (e instanceof RunNotPassed) {
+      io.err(`error: ${e.message}`);
+      return EXIT.api;
     }
     if (e instanceof JobFailed) {
       io.err(`error: ${e.message}`);

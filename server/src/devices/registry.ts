@@ -44,6 +44,20 @@ export class DeviceRegistry {
     this.log.info({ devices: this.boards.size }, 'devices configured');
   }
 
+  /** A board outside the list (the golden host twin of a run): connected like the others, closed by its user. */
+  transient(entry: DeviceEntry): Board {
+    const board = new Board(entry, {
+      opener: this.opener,
+      store: this.store,
+      log: this.log,
+      reconnectMinMs: this.config.reconnectMinMs,
+      reconnectMaxMs: this.config.reconnectMaxMs,
+      requestTimeoutMs: this.config.requestTimeoutMs,
+    });
+    board.start();
+    return board;
+  }
+
   private add(entry: DeviceEntry, discovered: boolean): Board {
     const board = new Board(entry, {
       opener: this.opener,

@@ -1,0 +1,89 @@
+// /v1/suites and /v1/runs: overnight regression runs over the rig.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { actorOf } from '../jobs/board-jobs.js';
+import { errorReplies, WaitQuery } from './schemas.js';
+
+const RunId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80 }) });
+// the run document (regression/types.ts RunView) is large and nested; it is described there
+const RunReply = Type.Unknown({ description: 'a run: per board and stage status, figures, checks against the baseline, failure class' });
+
+const routes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { runs, rig } = fastify;
+  const limit = { rateLimit: { max: rig.config.rateLimitMax, timeWindow: rig.config.rateLimitWindowMs } };
+
+  fastify.get(
+    '/suites',
+    { schema: { tags: ['runs'], summary: 'The regression suites (suites/*.yaml), each checked', response: { 200: Type.Object({ suites: Type.Array(Type.Unknown()) }), ...errorReplies } } },
+    async () => ({
+      suites: runs.suites.names().map((name) => {
+        try {
+          return { name, suite: runs.suites.get(name), error: null };
+        } catch (err) {
+          return { name, suite: null, error: (err as Error).message };
+        }
+      }),
+    }),
+  );
+
+  fastify.post(
+    '/runs',
+    {
+      config: { role: 'operator', ...limit },
+      schema: {
+        tags: ['runs'],
+        summary: 'Start a suite: its boards are reserved for the run; 202 with the run (with ?wait=true, 200 once it ended)',
+        querystring: WaitQuery,
+        body: Type.Object({ suite: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+        response: { 200: RunReply, 202: RunReply, ...errorReplies },
+      },
+    },
+    async (req, reply) => {
+      const doc = runs.start(req.body.suite, 'api', actorOf(req));
+      if (req.query.wait) return reply.status(200).send(await runs.wait(doc.id));
+      return reply.status(202).send(doc);
+    },
+  );
+
+  fastify.get(
+    '/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'Runs, newest first',
+        querystring: Type.Object({
+          suite: Type.Optional(Type.String()),
+          state: Type.Optional(Type.String()),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+        }),
+        response: { 200: Type.Object({ runs: Type.Array(RunReply) }), ...errorReplies },
+      },
+    },
+    async (req) => ({ runs: runs.list(req.query) }),
+  );
+
+  fastify.get(
+    '/runs/:id',
+    { schema: { tags: ['runs'], summary: 'One run', params: RunId, response: { 200: RunReply, ...errorReplies } } },
+    async (req) => runs.get(req.params.id),
+  );
+
+  fastify.post(
+    '/runs/:id/cancel',
+    {
+      config: { role: 'operator', ...limit },
+      schema: { tags: ['runs'], summary: 'Cancel a run: stages not started are cancelled, running ones end on their own', params: RunId, response: { 200: RunReply, ...errorReplies } },
+    },
+    async (req) => runs.cancel(req.params.id),
+  );
+
+  fastify.post(
+    '/runs/:id/baseline',
+    {
+      config: { role: 'operator', ...limit },
+      schema: { tags: ['runs'], summary: "Make a finished run the suite's baseline: later runs are compared with its figures", params: RunId, response: { 200: RunReply, ...errorReplies } },
+    },
+    async (req) => runs.promote(req.params.id, actorOf(req)),
+  );
+};
+
+export default routes;
