@@ -107,6 +107,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   // routes
   await fastify.register(metricsRoutes);
+  await fastify.register(import('./routes/web.js')); // the lab page at / and its files under /ui/
   await fastify.register(healthRoutes, { prefix: '/v1' });
   await fastify.register(deviceRoutes, { prefix: '/v1' });
   await fastify.register(jobRoutes, { prefix: '/v1' });
