@@ -192,6 +192,14 @@ const cliChecks: Check[] = [
   { match: /tinyrig rollback m4-0 last-good/, check: (o) => { ok(o); expect(o.stdout).toMatch(/hash verified on the board/); } },
   { match: /tinyrig fleet-rollback/, check: (o) => { ok(o); expect(o.stdout).toMatch(/m4-0/); } },
   { match: /tinyrig jobs --device m4-0/, check: (o) => { ok(o); expect(o.stdout).toMatch(/job_/); } },
+  {
+    match: /tinyrig run nightly/,
+    check: (o) => {
+      ok(o);
+      for (const id of ['m0plus-0', 'm4-0', 'm7-0', 'twin-0']) expect(o.stdout).toMatch(new RegExp(`${id} +passed`));
+      expect(o.stdout).toMatch(/run run_\S+ passed: 4 passed, 0 regressed, 0 failed/);
+    },
+  },
 ];
 
 /** Runs a README block command by command, each with exactly one check; no check may go unused. */
@@ -281,7 +289,8 @@ describe.runIf(qemuReady)('README examples on the emulated rig', () => {
 
   beforeAll(async () => {
     dir = tempDir('tinyrig-readme-');
-    rig = new RigProcess(path.join(dir, 'rig'), { m4: 1, twin: 1 });
+    // every class the README's nightly run needs
+    rig = new RigProcess(path.join(dir, 'rig'), { m0plus: 1, m4: 1, m7: 1, twin: 1 });
     await rig.start();
     daemon = await startDaemon({
       TINYRIG_VAR: path.join(dir, 'var'),
@@ -289,7 +298,7 @@ describe.runIf(qemuReady)('README examples on the emulated rig', () => {
       TINYRIG_TOKEN: '',
       TINYRIG_TOKENS_FILE: '',
     });
-    await until(async () => ((await (await fetch(`${daemon.url}/v1/health`)).json()) as Json).devices.online === 2, 60_000, 'rig online');
+    await until(async () => ((await (await fetch(`${daemon.url}/v1/health`)).json()) as Json).devices.online === 4, 60_000, 'rig online');
   }, 120_000);
 
   afterAll(async () => {

@@ -94,8 +94,9 @@ describe.runIf(ready)('regression runs on the emulated rig', () => {
     expect(second).toMatchObject({ state: 'passed', baselineRunId: r.id });
     const m4again = second.boards.find((b: Json) => b.deviceId === 'm4-0');
     const counter = m4again.checks.find((c: Json) => c.figure === 'counterPerStep');
-    // emulated instruction counts repeat exactly
-    expect(counter).toMatchObject({ baseline: m4.figures.counterPerStep, value: m4.figures.counterPerStep, regression: false });
+    // emulated instruction counts repeat to a timer tick or so in 300 steps
+    expect(counter).toMatchObject({ baseline: m4.figures.counterPerStep, regression: false });
+    expect(Math.abs(counter.value - counter.baseline) / counter.baseline).toBeLessThan(1e-5);
     expect(second.boards.find((b: Json) => b.deviceId === 'twin-0').checks.some((c: Json) => c.figure === 'counterPerStep')).toBe(false);
     const list = (await get('/v1/runs?suite=nightly')).runs;
     expect(list.map((x: Json) => x.id)).toEqual([second.id, r.id]);
