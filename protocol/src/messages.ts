@@ -48,6 +48,7 @@ export const SCHEMAS: Record<number, MessageSchema> = {
       f(16, 'maxTrain', 'u'),
       f(17, 'engine', 'bool'),
       f(18, 'watchdogMs', 'u', true),
+      f(19, 'storedLoaded', 'u', true),
     ],
   },
   [MsgType.PING]: { request: [f(1, 'data', 'b', true)], response: [f(1, 'data', 'b')] },
@@ -123,6 +124,8 @@ export const SCHEMAS: Record<number, MessageSchema> = {
       f(8, 'modelSha256', 'b'),
       f(9, 'framesRx', 'u'),
       f(10, 'framesBad', 'u'),
+      f(11, 'storedSeq', 'u', true),
+      f(12, 'storeFaults', 'u', true),
     ],
   },
 };

@@ -274,6 +274,7 @@ tr_status tr_device_init(tr_device *d, const tr_device_config *cfg, const tr_dev
     memset(mem->sample_meta, 0, sizeof(tr_sample_meta) * cfg->sample_slots);
     memset(mem->granules, 0, TR_DEVICE_BITMAP_BYTES(cfg->blob_max));
     tr_frame_rx_init(&d->rx, mem->rx, cfg->max_frame);
+    tr_device_restore(d);
     boot[0] = 0xA1;   /* {1: 1} EVENT BOOT */
     boot[1] = 0x01;
     boot[2] = TR_EVENT_BOOT;

@@ -11,6 +11,7 @@
 #include "common/tr_status.h"
 #include "proto/tr_frame.h"
 #include "proto/tr_proto.h"
+#include "store/tr_slots.h"
 #ifdef TR_WITH_ENGINE
 #include "engine/tr_engine.h"
 #endif
@@ -85,6 +86,9 @@ typedef struct {
     tr_status (*reset)(void);
     tr_board_info info;
     uint32_t boot_id;        /* a fresh random id every boot */
+    /* Flash slots for the live model (store/tr_slots.h); NULL: nothing is
+     * kept across a restart and HELLO/STATS carry no stored_seq. */
+    const tr_slots *slots;
 } tr_port;
 
 enum { TR_STAGED_NONE = 0, TR_STAGED_MODEL = 1, TR_STAGED_WEIGHTS = 2 };
@@ -125,6 +129,10 @@ typedef struct {
     uint32_t arena_peak;
     uint64_t counter_total;
     uint32_t samples_held;
+    /* flash slots (port.slots) */
+    uint32_t boot_seq;         /* the stored copy loaded at start, 0 = none */
+    uint32_t stored_seq;       /* the newest stored copy, 0 = none */
+    uint32_t store_faults;     /* commits that went live but could not be stored */
     /* link */
     uint32_t frames_rx;
     uint32_t frames_bad;

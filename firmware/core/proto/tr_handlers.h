@@ -44,6 +44,9 @@ uint32_t tr_device_data_max(const tr_device *d);
 /* Bytes of the largest EVAL answer with predictions (SPEC 0x32 keys 1-6) for
  * count samples of a model with classes classes. */
 uint32_t tr_eval_answer_max(uint32_t count, uint32_t classes);
+/* Loads the newest stored model and weights (port.slots) as the live ones;
+ * nothing changes when there is none or it does not load. */
+void tr_device_restore(tr_device *d);
 /* SHA-256 of the live weights (and their size). */
 tr_status tr_device_weights_sha(tr_device *d, uint8_t sha[32], uint32_t *bytes);
 

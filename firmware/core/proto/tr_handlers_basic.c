@@ -14,7 +14,7 @@ tr_status tr_handle_hello(tr_device *d, const tr_body *req, tr_reply *rep)
 
     (void)req;
 
-    tr_cbor_write_map(w, 18);
+    tr_cbor_write_map(w, d->port.slots != NULL ? 19u : 18u);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, 2);
@@ -50,7 +50,12 @@ tr_status tr_handle_hello(tr_device *d, const tr_body *req, tr_reply *rep)
     tr_cbor_write_uint(w, 17);
     tr_cbor_write_bool(w, ENGINE_LINKED);
     tr_cbor_write_uint(w, 18);
-    return tr_cbor_write_uint(w, b->watchdog_ms);
+    tr_cbor_write_uint(w, b->watchdog_ms);
+    if (d->port.slots != NULL) {
+        tr_cbor_write_uint(w, 19);   /* the stored copy loaded at start */
+        tr_cbor_write_uint(w, d->boot_seq);
+    }
+    return w->status;
 }
 
 tr_status tr_handle_ping(tr_device *d, const tr_body *req, tr_reply *rep)
@@ -95,7 +100,7 @@ tr_status tr_handle_stats(tr_device *d, const tr_body *req, tr_reply *rep)
         d->arena_peak = peak;
     }
 #endif
-    tr_cbor_write_map(w, 10);
+    tr_cbor_write_map(w, d->port.slots != NULL ? 12u : 10u);
     tr_cbor_write_uint(w, 1);
     tr_cbor_write_uint(w, d->steps_applied);
     tr_cbor_write_uint(w, 2);
@@ -116,5 +121,11 @@ tr_status tr_handle_stats(tr_device *d, const tr_body *req, tr_reply *rep)
     tr_cbor_write_uint(w, d->frames_rx);
     tr_cbor_write_uint(w, 10);
     tr_cbor_write_uint(w, d->frames_bad);
+    if (d->port.slots != NULL) {
+        tr_cbor_write_uint(w, 11);   /* the newest stored copy */
+        tr_cbor_write_uint(w, d->stored_seq);
+        tr_cbor_write_uint(w, 12);
+        tr_cbor_write_uint(w, d->store_faults);
+    }
     return TR_OK;
 }

@@ -162,6 +162,70 @@ static tr_status live_weights(tr_device *d, const uint8_t **w, size_t *n)
 #endif
 }
 
+/* ---- flash slots (port.slots): the live model survives a restart ---- */
+
+void tr_device_restore(tr_device *d)
+{
+#ifdef TR_WITH_ENGINE
+    const tr_slots *s = d->port.slots;
+    tr_slot_info info;
+    tr_model_info model;
+    tr_engine *e = NULL;
+
+    if (s == NULL || tr_slots_newest(s, &info) != TR_OK) {
+        return;
+    }
+    d->stored_seq = info.seq;
+    if (info.model_bytes > d->cfg.blob_max || info.weights_bytes > d->cfg.blob_max ||
+        tr_slots_read(s, &info, 0, d->mem.staging, info.model_bytes) != TR_OK) {
+        return;
+    }
+    memset(&model, 0, sizeof model);
+    if (tr_engine_load(&e, d->mem.staging, info.model_bytes, d->mem.arena, d->cfg.arena_bytes,
+                       &model) != TR_OK) {
+        return;
+    }
+    /* staging is free again once the engine holds the model */
+    if (info.weights_bytes > 0u &&
+        (tr_slots_read(s, &info, info.model_bytes, d->mem.staging, info.weights_bytes) != TR_OK ||
+         tr_engine_set_weights(e, d->mem.staging, info.weights_bytes) != TR_OK)) {
+        return;
+    }
+    d->engine = e;
+    d->model = model;
+    d->have_model = 1;
+    memcpy(d->model_sha, info.model_sha, 32);
+    d->arena_peak = (uint32_t)tr_engine_arena_peak(e);
+    d->boot_seq = info.seq;
+#else
+    (void)d;
+#endif
+}
+
+#ifdef TR_WITH_ENGINE
+/* After a commit went live: keep it in the slot that is not the newest.
+ * A store that fails leaves the live blob live and the previous copy stored. */
+static void store_live(tr_device *d, uint8_t kind)
+{
+    tr_slot_info info;
+    tr_status s;
+
+    if (d->port.slots == NULL) {
+        return;
+    }
+    if (kind == TR_STAGED_MODEL) {
+        s = tr_slots_save(d->port.slots, d->mem.staging, d->staged_size, d->model_sha, NULL, 0, &info);
+    } else {
+        s = tr_slots_save_weights(d->port.slots, d->model_sha, d->mem.staging, d->staged_size, &info);
+    }
+    if (s == TR_OK) {
+        d->stored_seq = info.seq;
+    } else {
+        d->store_faults++;
+    }
+}
+#endif
+
 tr_status tr_handle_model_commit(tr_device *d, const tr_body *req, tr_reply *rep)
 {
     (void)d;
@@ -208,6 +272,7 @@ tr_status tr_handle_model_commit(tr_device *d, const tr_body *req, tr_reply *rep
         d->records_count = 0;
         d->records_fault = 0;
         d->arena_peak = (uint32_t)tr_engine_arena_peak(e);
+        store_live(d, TR_STAGED_MODEL);
     }
     s = tr_device_weights_sha(d, wsha, &wbytes);
     if (s != TR_OK) {
@@ -259,6 +324,7 @@ tr_status tr_handle_weights_commit(tr_device *d, const tr_body *req, tr_reply *r
         if (s != TR_OK) {
             return tr_reply_error_detail(rep, TR_E_BAD_WEIGHTS, (uint32_t)s);
         }
+        store_live(d, TR_STAGED_WEIGHTS);
 #else
         /* No engine: the arena holds the raw weights blob. */
         if (d->staged_size > d->cfg.arena_bytes) {

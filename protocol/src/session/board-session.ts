@@ -188,6 +188,7 @@ export class BoardSession extends RequestWindow implements BoardLink {
       modelSha256: hex(r.modelSha256),
       framesRx: num(r.framesRx),
       framesBad: num(r.framesBad),
+      ...(r.storedSeq === undefined ? {} : { storedSeq: num(r.storedSeq), storeFaults: num(r.storeFaults ?? 0) }),
     };
   }
 
@@ -228,6 +229,7 @@ export class BoardSession extends RequestWindow implements BoardLink {
       maxTrain: num(r.maxTrain),
       engine: r.engine === true,
       watchdogMs: r.watchdogMs === undefined ? 0 : num(r.watchdogMs),
+      ...(r.storedLoaded === undefined ? {} : { storedLoaded: num(r.storedLoaded) }),
     };
     if (h.proto !== PROTO_VERSION) throw new ProtocolError('BAD_VERSION', `board speaks protocol ${h.proto}, host ${PROTO_VERSION}`);
     if (h.window < 1 || h.maxFrame < 64) throw new ProtocolError('BAD_BODY', `HELLO window ${h.window}, max_frame ${h.maxFrame}`);

@@ -22,6 +22,8 @@ export interface HelloInfo {
   engine: boolean;
   /** Watchdog period in ms (0: the board reports none). */
   watchdogMs: number;
+  /** Boards with A/B flash slots: the stored copy loaded at boot (0: none). Absent: no slots. */
+  storedLoaded?: number;
 }
 
 export interface ModelInfo {
@@ -111,6 +113,10 @@ export interface DeviceStats {
   modelSha256: string;
   framesRx: number;
   framesBad: number;
+  /** Boards with A/B flash slots: the newest stored copy (0: none). Absent: no slots. */
+  storedSeq?: number;
+  /** Boards with A/B flash slots: commits since boot that could not be stored. */
+  storeFaults?: number;
 }
 
 export interface SamplesResult {
