@@ -15,6 +15,7 @@ import { startDaemon, type DaemonProcess } from '../../tools/proc/daemon.js';
 import { firmwareDir, repoRoot } from '../../tools/proc/paths.js';
 import { RigProcess, qemuRigReady } from '../../tools/proc/rig.js';
 import { apiClient, buildApp, TEST_TOKEN, tempDir, until, type Json } from '../server/helpers.js';
+import { launchChromium, openPage, screenshot } from '../web/browser.js';
 
 const run = promisify(execFile);
 const ready = qemuRigReady();
@@ -100,6 +101,26 @@ describe.runIf(ready)('regression runs on the emulated rig', () => {
     expect(second.boards.find((b: Json) => b.deviceId === 'twin-0').checks.some((c: Json) => c.figure === 'counterPerStep')).toBe(false);
     const list = (await get('/v1/runs?suite=nightly')).runs;
     expect(list.map((x: Json) => x.id)).toEqual([second.id, r.id]);
+
+    // the run's report in a real browser, served by the daemon under its own policy: plots drawn, no console error
+    const junit = await app!.inject({ method: 'GET', url: `/v1/runs/${second.id}/junit.xml` });
+    expect(junit.headers['content-type']).toMatch(/xml/);
+    expect(junit.body).toMatch(/<testsuite[^>]* name="nightly"/);
+    expect(junit.body).not.toMatch(/<failure/);
+    await app!.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(app!.server.address() as { port: number }).port}/v1/runs/${second.id}/report.html`;
+    const browser = await launchChromium();
+    try {
+      const { page, problems } = await openPage(browser);
+      await page.goto(url);
+      const plots = await page.$$eval('svg[data-figure]', (els) => els.map((e) => ({ figure: e.getAttribute('data-figure'), points: e.querySelectorAll('circle').length })));
+      expect(plots.length).toBeGreaterThanOrEqual(4 * 4);
+      for (const p of plots.filter((x) => x.figure === 'accuracy')) expect(p.points).toBe(2);
+      await screenshot(page, 'nightly-run-report');
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   }, 1_200_000);
 
   it('flags a slower kernel built into the M4 image on the M4\'s instructions per step, and nothing else', async () => {

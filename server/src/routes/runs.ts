@@ -1,6 +1,8 @@
 // /v1/suites and /v1/runs: overnight regression runs over the rig.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf } from '../jobs/board-jobs.js';
+import { renderJunit } from '../regression/junit.js';
+import { renderReport } from '../regression/report.js';
 import { errorReplies, WaitQuery } from './schemas.js';
 
 const RunId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80 }) });
@@ -65,6 +67,30 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     '/runs/:id',
     { schema: { tags: ['runs'], summary: 'One run', params: RunId, response: { 200: RunReply, ...errorReplies } } },
     async (req) => runs.get(req.params.id),
+  );
+
+  fastify.get(
+    '/runs/:id/report.html',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'The run as a self-contained page: a summary per board, then each figure per board over the last 30 runs of its suite, baseline marked, regressions highlighted',
+        params: RunId,
+        produces: ['text/html'],
+      },
+    },
+    async (req, reply) => {
+      const run = runs.get(req.params.id);
+      const history = runs.list({ suite: run.suite, limit: 30 }).filter((r) => r.createdAt <= run.createdAt).reverse();
+      const baseline = run.baselineRunId ? runs.get(run.baselineRunId) : null;
+      return reply.type('text/html; charset=utf-8').send(renderReport(run, history, baseline));
+    },
+  );
+
+  fastify.get(
+    '/runs/:id/junit.xml',
+    { schema: { tags: ['runs'], summary: 'The run in JUnit XML for CI systems: a test case per board and check', params: RunId, produces: ['application/xml'] } },
+    async (req, reply) => reply.type('application/xml; charset=utf-8').send(renderJunit(runs.get(req.params.id))),
   );
 
   fastify.post(
