@@ -146,10 +146,14 @@ function renderPlot(fig: Figure, board: BoardRun, runs: RunView[], currentId: st
   return parts.join('');
 }
 
-function figureUnit(fig: Figure, board: BoardRun): string {
-  if (fig.name === 'counterPerStep') return board.figures.counterUnit ? `${board.figures.counterUnit} per step` : fig.unit;
-  if (fig.name === 'energyPerStepUj') return board.figures.energySource ? `µJ, ${board.figures.energySource}` : fig.unit;
-  return fig.unit;
+/** A plot's caption: the figure, its unit on this board (counter kind, energy source) and its direction. */
+function figureCaption(fig: Figure, board: BoardRun): string {
+  const f = board.figures;
+  let text = fig.label;
+  if (fig.name === 'counterPerStep' && f.counterUnit) text = `${f.counterUnit} per step`;
+  else if (fig.name === 'energyPerStepUj') text += f.energySource ? ` (µJ, ${f.energySource})` : ' (µJ)';
+  else if (fig.unit) text += ` (${fig.unit})`;
+  return `${text}, ${fig.better} is better`;
 }
 
 function renderStages(board: BoardRun): string {
@@ -264,9 +268,8 @@ export function renderReport(run: RunView, history: RunView[], baseline: RunView
   for (const board of run.boards) {
     out.push(`<section class="board-plots" data-device="${escapeHtml(board.deviceId)}"><h3>${escapeHtml(board.deviceId)}</h3><div class="plots">`);
     for (const fig of FIGURES) {
-      const unit = figureUnit(fig, board);
       out.push(
-        `<figure>${renderPlot(fig, board, runs, run.id, baselineValue(board, baseline, fig.name))}<figcaption>${escapeHtml(fig.label)}${unit ? ` (${escapeHtml(unit)})` : ''}, ${fig.better} is better</figcaption></figure>`,
+        `<figure>${renderPlot(fig, board, runs, run.id, baselineValue(board, baseline, fig.name))}<figcaption>${escapeHtml(figureCaption(fig, board))}</figcaption></figure>`,
       );
     }
     out.push('</div></section>');
