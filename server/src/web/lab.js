@@ -571,7 +571,8 @@ function drawCurve() {
     svg.replaceChildren(...parts);
     return;
   }
-  const xMax = Math.max(follow.steps.length, means.length ? means[means.length - 1][0] : 0, 1);
+  // the job's whole length when known, so the curve fills the plot as the job runs
+  const xMax = Math.max(follow.total || 0, follow.steps.length, means.length ? means[means.length - 1][0] : 0, 1);
   const yMax = Math.max(...steps.map((p) => p[1]), ...means.map((p) => p[1])) * 1.05 || 1;
   const x = (v) => (L + (v / xMax) * (W - L - R)).toFixed(1);
   const y = (v) => (T + (1 - v / yMax) * (H - T - B)).toFixed(1);
