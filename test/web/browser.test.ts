@@ -13,15 +13,20 @@ import { renderReport } from '../../server/src/regression/report.js';
 import { FIGURES } from '../../server/src/regression/types.js';
 import { OPERATOR_TOKEN, VIEWER_TOKEN, apiClient, buildApp, tempDir, until } from '../server/helpers.js';
 import { startTwins, stopTwins, twinBuilt, type TwinProcess } from '../../tools/proc/twin.js';
-import { ARTIFACTS, launchChromium, openPage, screenshot, type Browser, type Problem } from './browser.js';
+import { ARTIFACTS, chromiumMissing, launchChromium, openPage, screenshot, type Browser, type Problem } from './browser.js';
 import { EVIL_ID, baselineRun, failedBoardRun, regressedHistory, runView } from './fixtures.js';
 
 const TRAIN_STEPS = 384;
 
-let browser: Browser;
+let browser: Browser | undefined;
 
 beforeAll(async () => {
-  browser = await launchChromium();
+  // without Chromium every browser test fails, saying so, rather than being skipped
+  if (!chromiumMissing()) browser = await launchChromium();
+});
+
+it('has Chromium to test with', () => {
+  expect(chromiumMissing()).toBeNull();
 });
 
 afterAll(async () => {

@@ -26,13 +26,16 @@ export interface Browser {
   close(): Promise<void>;
 }
 
+/** Why the browser tests cannot run, or null when Chromium is there. */
+export function chromiumMissing(): string | null {
+  if (fs.existsSync(CHROMIUM)) return null;
+  return `${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium; scripts/lib/bootstrap.sh installs it), or TINYRIG_CHROMIUM naming another Chromium`;
+}
+
 /** Chromium with a fresh profile; fails (never skips) when the browser is not installed. */
 export async function launchChromium(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install -y chromium; scripts/lib/bootstrap.sh installs it), or TINYRIG_CHROMIUM naming another Chromium`,
-    );
-  }
+  const missing = chromiumMissing();
+  if (missing) throw new Error(missing);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -56,7 +59,8 @@ export interface Problem {
 }
 
 /** A new tab whose console errors and uncaught errors are collected in `problems`. */
-export async function openPage(browser: Browser): Promise<{ page: Page; problems: Problem[] }> {
+export async function openPage(browser: Browser | undefined): Promise<{ page: Page; problems: Problem[] }> {
+  if (!browser) throw new Error(chromiumMissing() ?? 'Chromium did not start');
   const page = await browser.context.newPage();
   const problems: Problem[] = [];
   page.on('console', (m: ConsoleMessage) => {
