@@ -46,20 +46,13 @@ export class DeviceRegistry {
 
   /** A board outside the list (the golden host twin of a run): connected like the others, closed by its user. */
   transient(entry: DeviceEntry): Board {
-    const board = new Board(entry, {
-      opener: this.opener,
-      store: this.store,
-      log: this.log,
-      reconnectMinMs: this.config.reconnectMinMs,
-      reconnectMaxMs: this.config.reconnectMaxMs,
-      requestTimeoutMs: this.config.requestTimeoutMs,
-    });
+    const board = this.make(entry, false);
     board.start();
     return board;
   }
 
-  private add(entry: DeviceEntry, discovered: boolean): Board {
-    const board = new Board(entry, {
+  private make(entry: DeviceEntry, discovered: boolean): Board {
+    return new Board(entry, {
       opener: this.opener,
       store: this.store,
       log: this.log,
@@ -68,6 +61,10 @@ export class DeviceRegistry {
       requestTimeoutMs: this.config.requestTimeoutMs,
       discovered,
     });
+  }
+
+  private add(entry: DeviceEntry, discovered: boolean): Board {
+    const board = this.make(entry, discovered);
     this.boards.set(entry.id, board);
     board.start();
     return board;

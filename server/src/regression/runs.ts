@@ -466,23 +466,10 @@ export class RunService {
       await board.waitOnline(10_000);
       const params = this.trainParams(suite);
       const jobs = this.rig.boardJobs;
-      const once = async <T>(kind: string, fn: (ctx: JobContext) => Promise<T>): Promise<T> => {
-        let value: T | undefined;
-        let failure: unknown;
-        const row = jobs.submit(board!, kind, { runId }, async (ctx) => {
-          try {
-            return (value = await fn(ctx));
-          } catch (err) {
-            failure = err;
-            throw err;
-          }
-        }, { actor });
-        await this.rig.jobs.wait(row.id);
-        if (failure !== undefined) throw failure;
-        return value as T;
+      await jobs.operation(board, 'run-golden-deploy', { runId }, () => deployModel(this.rig, board!, { model: suite.model.name, seed: suite.model.seed }), actor);
+      const r = (await jobs.operation(board, 'run-golden-train', { runId }, (ctx) => runTraining(this.rig, board!, ctx, params), actor)) as unknown as {
+        weightsSha256: string;
       };
-      await once('run-golden-deploy', () => deployModel(this.rig, board!, { model: suite.model.name, seed: suite.model.seed }));
-      const r = (await once('run-golden-train', (ctx) => runTraining(this.rig, board!, ctx, params))) as { weightsSha256: string };
       return r.weightsSha256;
     } catch (err) {
       this.rig.log.warn({ runId, err: (err as Error).message }, 'golden twin failed: weights not compared');
