@@ -23,6 +23,15 @@ typedef struct {
     tr_device *dev;
 } tr_device_storage;
 
+/* Where a port wants the two bulk buffers (e.g. a tightly coupled RAM
+ * section); empty by default. */
+#ifndef TR_STORAGE_SAMPLES_ATTR
+#define TR_STORAGE_SAMPLES_ATTR
+#endif
+#ifndef TR_STORAGE_STAGING_ATTR
+#define TR_STORAGE_STAGING_ATTR
+#endif
+
 /* Static memory for one device: `name` (a tr_device_storage) and its arrays,
  * name##_dev the device. arena_bytes is rounded down to 8 bytes. */
 #define TR_DEVICE_STORAGE(name, max_frame, window, sample_slots, sample_bytes_max, blob_max,     \
@@ -30,9 +39,9 @@ typedef struct {
     static uint8_t name##_rx[(max_frame)];                                                        \
     static uint8_t name##_body[(max_frame)];                                                      \
     static uint8_t name##_wire[TR_FRAME_WIRE_MAX(max_frame)];                                     \
-    static uint8_t name##_samples[(sample_slots) * (sample_bytes_max)];                           \
+    static uint8_t name##_samples[(sample_slots) * (sample_bytes_max)] TR_STORAGE_SAMPLES_ATTR;   \
     static tr_sample_meta name##_sample_meta[(sample_slots)];                                     \
-    static uint8_t name##_staging[(blob_max)];                                                    \
+    static uint8_t name##_staging[(blob_max)] TR_STORAGE_STAGING_ATTR;                            \
     static uint8_t name##_granules[TR_DEVICE_BITMAP_BYTES(blob_max)];                             \
     static uint64_t name##_arena[(arena_bytes) / 8u];                                             \
     static tr_train_record name##_records[(max_train)];                                           \

@@ -89,6 +89,9 @@ typedef struct {
     /* Flash slots for the live model (store/tr_slots.h); NULL: nothing is
      * kept across a restart and HELLO/STATS carry no stored_seq. */
     const tr_slots *slots;
+    /* The energy marker: high(1) just before each training step, low(0) just
+     * after, so an external meter can cut out the steps; may be NULL. */
+    void (*step_marker)(int high);
 } tr_port;
 
 enum { TR_STAGED_NONE = 0, TR_STAGED_MODEL = 1, TR_STAGED_WEIGHTS = 2 };

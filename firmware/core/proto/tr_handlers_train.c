@@ -244,9 +244,15 @@ tr_status tr_handle_train(tr_device *d, const tr_body *req, tr_reply *rep)
         size_t peak;
 
         memset(&r, 0, sizeof r);
+        if (d->port.step_marker != NULL) {
+            d->port.step_marker(1);
+        }
         t0 = d->port.counter();
         s = tr_engine_train(d->engine, x, label, &p, &r);
         dt = d->port.counter() - t0;
+        if (d->port.step_marker != NULL) {
+            d->port.step_marker(0);
+        }
         if (s != TR_OK) {
             /* Not refusable up front (an engine defect): the steps before it
              * stay applied, so this is a TRAIN answer with a fault, not an ERROR. */
