@@ -20,6 +20,8 @@
 //     firmware reads it (qemu_board.c WATCHDOG_MS_ADDR); 0 or absent: the
 //     firmware's own (30000). For tests that idle a board past its period.
 //   RIG_ELF_M0PLUS, RIG_ELF_M4, RIG_ELF_M7: another image for that class's QEMU boards (default: the build's).
+//   RIG_ZEPHYR=zephyr.elf [RIG_ZEPHYR_CLASS=m4|m7]: one more board, zephyr-<class>-0, running the Zephyr app
+//   (firmware/ports/zephyr built for mps2/an386 or mps2/an500) under the same QEMU machine.
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -178,6 +180,25 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
         ownLink: false,
       });
     }
+  }
+  // RIG_ZEPHYR=path/to/zephyr.elf: the Zephyr app built for mps2/an386 (RIG_ZEPHYR_CLASS=m4, the default) or
+  // mps2/an500 (m7), a board of the rig like the others; its HELLO names the board and counter itself
+  const zephyr = process.env.RIG_ZEPHYR;
+  if (zephyr) {
+    const cls = process.env.RIG_ZEPHYR_CLASS ?? 'm4';
+    const c = table.classes.find((x) => x.class === cls);
+    if (!c) throw new Error(`RIG_ZEPHYR_CLASS ${cls} is not a class of ${BOARDS_FILE}`);
+    if (!fs.existsSync(zephyr)) throw new Error(`RIG_ZEPHYR ${zephyr} does not exist`);
+    const id = `zephyr-${cls}-0`;
+    out.push({
+      entry: { id, path: path.join(dir, id), board: `zephyr-${c.qemu.machine}`, class: cls, emulated: true, tags: ['emulated', 'zephyr', cls], powerBoard: c.boards[0]?.zephyr },
+      command: QEMU,
+      // no boot-id or watchdog words: those addresses are the bare-metal images' own
+      args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-kernel', zephyr],
+      qmp: path.join(dir, `.${id}.qmp`).length <= 100 ? path.join(dir, `.${id}.qmp`) : undefined,
+      pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
+      ownLink: false,
+    });
   }
   if (counts.twin > 0 && !fs.existsSync(TWIN_BIN)) throw new Error(`${TWIN_BIN} is not built (make -C firmware)`);
   for (let i = 0; i < counts.twin; i++) {
@@ -428,7 +449,7 @@ async function start({ dir, counts, skipMissing, hangMs, watchdogMs }: Args): Pr
   const devicesFile = path.join(dir, 'devices.json');
   fs.rmSync(devicesFile, { force: true });
   const list = specs(dir, counts, skipMissing, watchdogMs);
-  if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count');
+  if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count (or RIG_ZEPHYR an image)');
   writeAtomic(pidFile, String(process.pid));
 
   const boards = list.map((s) => new Supervised(s, hangMs));
