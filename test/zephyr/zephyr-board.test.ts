@@ -37,8 +37,9 @@ describe.skipIf(!elf || !fs.existsSync(elf))(`the Zephyr app on QEMU (${cls})`, 
   it('answers HELLO with the Zephyr board and its counter', async () => {
     const d = await get(`/v1/devices/${id}`);
     expect(d.state).toBe('online');
-    console.log(JSON.stringify({ zephyrHello: d.firmware, ram: d.ram, limits: d.limits }));
-    expect(String(d.firmware.board)).toMatch(/mps2/);
+    console.log(JSON.stringify({ zephyrHello: { board: d.board, cpu: d.cpu, clockHz: d.clockHz, counter: d.counterUnit, ...d.firmware }, ram: d.ram, limits: d.limits }));
+    expect(String(d.board)).toMatch(/mps2/);
+    expect(d.firmware.build).toMatch(/zephyr/);
   });
 
   it('trains like the bare-metal boards: weights equal the twin\'s, a damaged board rolled back and verified', async () => {
