@@ -19,14 +19,16 @@
 #define TR_BUILD_ID "0.1.0+unknown-zephyr"
 #endif
 
-/* The CPU clock from the devicetree (cpu0 or the SoC's clock tree), else the
- * system timer's rate. */
+/* The CPU clock from the devicetree (cpu0, the STM32 RCC, the RP2040's
+ * clk_sys), the nRF52's fixed 64 MHz, else the system timer's rate (mps2). */
 #if DT_NODE_HAS_PROP(DT_PATH(cpus, cpu_0), clock_frequency)
 #define CPU_HZ DT_PROP(DT_PATH(cpus, cpu_0), clock_frequency)
 #elif DT_NODE_HAS_PROP(DT_NODELABEL(rcc), clock_frequency)
 #define CPU_HZ DT_PROP(DT_NODELABEL(rcc), clock_frequency)
 #elif DT_NODE_HAS_PROP(DT_NODELABEL(clk_sys), clock_frequency)
 #define CPU_HZ DT_PROP(DT_NODELABEL(clk_sys), clock_frequency)
+#elif defined(CONFIG_SOC_SERIES_NRF52X)
+#define CPU_HZ 64000000u   /* the nRF52 core runs from the 64 MHz HFCLK */
 #else
 #define CPU_HZ CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC
 #endif
