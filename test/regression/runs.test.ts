@@ -223,6 +223,28 @@ describe.runIf(ready)('a run when the daemon is killed, and the schedule', () =>
     await until(async () => (await req('GET', '/v1/leases')).leases.length === 0, 90_000, 'the run\'s reservation to lapse');
   }, 600_000);
 
+  it('cancels a run: the training under way stops at its next TRAIN, the rest is cancelled, the boards are free', async () => {
+    daemon = await startDaemon({ TINYRIG_VAR: path.join(dir, 'var-cancel'), TINYRIG_DEVICES: rig.devicesFile, TINYRIG_TOKEN: TEST_TOKEN, TINYRIG_SUITES: suitesDir(5000) });
+    await until(async () => (await req('GET', '/v1/health')).devices.online === 2, 60_000, 'rig online');
+    const { id } = await req('POST', '/v1/runs', { suite: 'quick' });
+    const training = async (): Promise<boolean> =>
+      ((await req('GET', `/v1/runs/${id}`)).boards as Json[]).every((b) => b.stages.find((s: Json) => s.name === 'train').state === 'running');
+    await until(training, 120_000, 'both boards training');
+    const t0 = Date.now();
+    await req('POST', `/v1/runs/${id}/cancel`);
+    await until(async () => (await req('GET', `/v1/runs/${id}`)).state === 'cancelled', 60_000, 'the run cancelled');
+    expect(Date.now() - t0).toBeLessThan(30_000); // not the 5,000 steps
+    const r = await req('GET', `/v1/runs/${id}`);
+    for (const b of r.boards as Json[]) {
+      expect(b.state).toBe('cancelled');
+      expect(b.stages.find((s: Json) => s.name === 'evaluate').state).toBe('cancelled');
+    }
+    const job = await req('GET', `/v1/jobs/${r.boards[0].stages.find((s: Json) => s.name === 'train').jobId}`);
+    expect(job).toMatchObject({ state: 'failed', error: { code: 'TR_JOB_CANCELLED' } });
+    expect(job.result.steps).toBeLessThan(5000);
+    await until(async () => (await req('GET', '/v1/leases')).leases.length === 0, 10_000, 'the boards free');
+  }, 300_000);
+
   it('starts a suite from the schedule by itself', async () => {
     daemon = await startDaemon({
       TINYRIG_VAR: path.join(dir, 'var-cron'), TINYRIG_DEVICES: rig.devicesFile, TINYRIG_TOKEN: TEST_TOKEN,

@@ -3,7 +3,7 @@
 // updates, and a stream of events that server-sent-event clients follow.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { RigError } from '../errors.js';
+import { Errors, RigError } from '../errors.js';
 import type { JobRow, Store } from '../store/store.js';
 
 export interface JobEvent {
@@ -26,6 +26,8 @@ export interface JobContext {
    * every `minIntervalMs` (the latest is always written when the job ends).
    */
   checkpoint(partial: unknown, minIntervalMs?: number): void;
+  /** Throws TR_JOB_CANCELLED once someone cancelled the job: long jobs call it between board requests. */
+  throwIfCancelled(): void;
 }
 
 interface LiveJob {
@@ -36,6 +38,7 @@ interface LiveJob {
   lastProgressWrite: number;
   partial: unknown;
   lastCheckpointWrite: number;
+  cancelled: boolean;
 }
 
 const MAX_EVENTS_KEPT = 5000;
@@ -67,7 +70,7 @@ export class JobRunner {
     const row = this.store.createJob(kind, deviceId, params, opts.total ?? 0, actor);
     const live: LiveJob = {
       events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0,
-      partial: undefined, lastCheckpointWrite: 0,
+      partial: undefined, lastCheckpointWrite: 0, cancelled: false,
     };
     live.emitter.setMaxListeners(0);
     this.live.set(row.id, live);
@@ -95,6 +98,9 @@ export class JobRunner {
         emit('progress', { done: live.done, total: live.total });
       },
       emit,
+      throwIfCancelled: () => {
+        if (live.cancelled) throw Errors.JOB_CANCELLED(`job ${row.id} was cancelled`);
+      },
       checkpoint: (partial, minIntervalMs = 0) => {
         live.partial = partial;
         const t = Date.now();
@@ -136,6 +142,14 @@ export class JobRunner {
     this.running.set(row.id, p);
     void p.finally(() => this.running.delete(row.id));
     return row;
+  }
+
+  /** Asks a running job to stop at its next board request boundary; false when it is not running. */
+  cancel(id: string): boolean {
+    const live = this.live.get(id);
+    if (!live || !this.running.has(id)) return false;
+    live.cancelled = true;
+    return true;
   }
 
   get(id: string): JobRow | null {

@@ -306,6 +306,8 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
         { fault: out.fault },
       );
     }
+    // a cancelled job stops between TRAINs, with what it applied kept
+    ctx.throwIfCancelled();
     return out.records;
   };
   try {
@@ -452,6 +454,7 @@ export async function evaluateSlice(rig: Rig, board: Board, ctx: JobContext | nu
   let perSampleLoss = perSample;
   /** One EVAL over held numbers [index, index+n) whose true labels are `labels`. */
   const evalChunk = async (index: number, n: number, labels: (number | undefined)[]): Promise<void> => {
+    ctx?.throwIfCancelled();
     const r = await board.run('evaluate', (l) => l.evaluate(index, n, { predictions: perSample }));
     count += r.count;
     correct += r.correct;

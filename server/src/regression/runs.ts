@@ -53,6 +53,7 @@ function classify(err: unknown, reset: boolean): StageFailure {
   if (reset) return new StageFailure('board-reset', `the board was reset during the stage: ${message}`, e?.code);
   if (e?.code === 'TR_DEVICE_DISCONNECTED' || e?.code === 'TR_DEVICE_OFFLINE') return new StageFailure('link-lost', message, e.code);
   if (e?.code === 'TR_DEVICE_TIMEOUT') return new StageFailure('timeout', message, e.code);
+  if (e?.code === 'TR_JOB_CANCELLED') return new StageFailure('cancelled', 'the run was cancelled', e.code);
   return new StageFailure('device-error', message, e?.code);
 }
 
@@ -146,6 +147,8 @@ export class RunService {
       throw Errors.RUN_FINISHED(`run ${id} has ended`);
     }
     live.cancelled = true;
+    // the stages under way stop at their next board request
+    for (const b of live.doc.boards) for (const s of b.stages) if (s.state === 'running' && s.jobId) this.rig.jobs.cancel(s.jobId);
     return live.doc;
   }
 
@@ -332,6 +335,8 @@ export class RunService {
         while (Date.now() < end && !wasReset()) await new Promise((r) => setTimeout(r, 100));
         if (wasReset()) f = classify(err, true);
       }
+      // a stage past its time-out stops at its next board request instead of holding the board on
+      if (f.failure === 'timeout' && s.jobId) this.rig.jobs.cancel(s.jobId);
       s.state = 'failed';
       s.ms = Date.now() - t0;
       s.error = { code: f.code, message: f.message };

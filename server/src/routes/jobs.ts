@@ -42,6 +42,25 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   );
 
+  fastify.post(
+    '/jobs/:id/cancel',
+    {
+      config: { role: 'operator', rateLimit: { max: fastify.config.rateLimitMax, timeWindow: fastify.config.rateLimitWindowMs } },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Cancel a running job: a training or evaluation stops at its next TRAIN or EVAL, keeping what it applied (TR_JOB_CANCELLED)',
+        params: IdParams,
+        response: { 202: Type.Object({ id: Type.String(), cancelling: Type.Boolean() }), ...errorReplies },
+      },
+    },
+    async (req, reply) => {
+      const job = jobs.get(req.params.id);
+      if (!job) throw Errors.JOB_NOT_FOUND(`no job '${req.params.id}'`);
+      if (!jobs.cancel(job.id)) throw Errors.RUN_FINISHED(`job ${job.id} is ${job.state}: only a running job can be cancelled`);
+      return reply.status(202).send({ id: job.id, cancelling: true });
+    },
+  );
+
   fastify.get(
     '/jobs/:id/events',
     {
