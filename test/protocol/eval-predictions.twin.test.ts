@@ -2,73 +2,36 @@
 // host twin over a PTY: one class and one loss per sample, the classes INFER
 // gives, the losses adding up to the total; without the option the answer is
 // the old one; and it fits the smallest frame a twin allows.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { SerialPort } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BoardSession } from '../../protocol/src/index.js';
-import { closeSerial, openSerial } from '../helpers/serial.js';
-import { TRAIN_BIN } from '../../tools/proc/paths.js';
-import { TwinProcess, type TwinOptions } from '../../tools/proc/twin.js';
+import { fillBytes, modelBlob, requireEngine, TwinSessions, type TwinSession } from '../helpers/twin-session.js';
+import type { TwinOptions } from '../../tools/proc/twin.js';
 
 let dir = '';
 
 /** A 10-class mlp on 8x8x1 inputs (64-byte samples fit a 128-byte frame). */
 function mlp8(): Uint8Array {
-  const out = path.join(dir, 'mlp-8x8x1.blob');
-  if (!fs.existsSync(out)) {
-    if (!fs.existsSync(TRAIN_BIN)) throw new Error(`${TRAIN_BIN} is missing: run \`make -C firmware\` first`);
-    execFileSync(TRAIN_BIN, ['build', '--model', 'mlp', '--seed', '3', '--input', '8x8x1', '--out', out]);
-  }
-  return new Uint8Array(fs.readFileSync(out));
+  return modelBlob(dir, 'mlp', '8x8x1');
 }
 
-/** Deterministic sample bytes. */
-function fill(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
-interface Rig {
-  twin: TwinProcess;
-  port: SerialPort;
-  session: BoardSession;
-}
-const rigs: Rig[] = [];
-
-async function rig(opts: TwinOptions = {}): Promise<Rig> {
-  const twin = await TwinProcess.start({ quiet: true, ...opts });
-  const port = await openSerial(twin.path);
-  port.on('error', () => undefined);
-  const session = await BoardSession.open(port);
-  const r = { twin, port, session };
-  rigs.push(r);
-  return r;
-}
+const twins = new TwinSessions();
+const rig = (opts: TwinOptions = {}, sessionOpts: Parameters<typeof BoardSession.open>[1] = {}): Promise<TwinSession> =>
+  twins.open(opts, sessionOpts);
+const fill = fillBytes;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-eval-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const r of rigs.splice(0)) {
-    r.session.close();
-    await closeSerial(r.port);
-    await r.twin.stop();
-  }
-});
+afterEach(() => twins.closeAll());
 
 describe('EVAL with predictions on the host twin', () => {
   it('gives each sample the class INFER gives it and its loss; without the option the answer is as before', async () => {
     const { session } = await rig();
-    if (!session.hello.engine) return;
+    requireEngine(session);
     await session.loadModel(mlp8());
     const n = 8;
     const labels = Uint8Array.from({ length: n }, (_, i) => (i * 3) % 10);
@@ -97,7 +60,7 @@ describe('EVAL with predictions on the host twin', () => {
 
   it('fits the smallest frame a twin allows at its max_train', async () => {
     const { session } = await rig({ maxFrame: 128 });
-    if (!session.hello.engine) return;
+    requireEngine(session);
     expect(session.hello.maxTrain).toBe(2);
     await session.loadModel(mlp8());
     await session.sendSamples(0, 64, Uint8Array.of(1, 2), fill(2 * 64, 12));

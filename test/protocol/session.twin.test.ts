@@ -2,7 +2,6 @@
 // streaming, weights write/commit/read-back, exactly-once TRAIN, RESET, lost
 // frames (retransmit, NAK on a gap), raw garbage on the line, a bulk
 // full-duplex transfer, and a twin that dies mid-request.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,60 +26,24 @@ import {
   type Frame,
 } from '../../protocol/src/index.js';
 import { closeSerial, openSerial, writeRaw } from '../helpers/serial.js';
-import { TRAIN_BIN } from '../../tools/proc/paths.js';
+import { fillBytes, modelBlob, requireEngine, TwinSessions, type TwinSession } from '../helpers/twin-session.js';
 import { TwinProcess, type TwinOptions } from '../../tools/proc/twin.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 let dir = '';
 
-function model(name: string, input?: string): Uint8Array {
-  const out = path.join(dir, `${name}-${input ?? 'zoo'}.blob`);
-  if (!fs.existsSync(out)) {
-    if (!fs.existsSync(TRAIN_BIN)) throw new Error(`${TRAIN_BIN} is missing: run \`make -C firmware\` first`);
-    execFileSync(TRAIN_BIN, ['build', '--model', name, '--seed', '3', ...(input ? ['--input', input] : []), '--out', out]);
-  }
-  return new Uint8Array(fs.readFileSync(out));
-}
+const model = (name: string, input?: string): Uint8Array => modelBlob(dir, name, input);
 
-/** Deterministic sample bytes. */
-function fill(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
-interface Rig {
-  twin: TwinProcess;
-  port: SerialPort;
-  session: BoardSession;
-}
-const rigs: Rig[] = [];
-
-async function rig(opts: TwinOptions = {}, sessionOpts: Parameters<typeof BoardSession.open>[1] = {}): Promise<Rig> {
-  const twin = await TwinProcess.start({ quiet: true, ...opts });
-  const port = await openSerial(twin.path);
-  port.on('error', () => undefined);
-  const session = await BoardSession.open(port, sessionOpts);
-  const r = { twin, port, session };
-  rigs.push(r);
-  return r;
-}
+const twins = new TwinSessions();
+const rig = (opts: TwinOptions = {}, sessionOpts: Parameters<typeof BoardSession.open>[1] = {}): Promise<TwinSession> =>
+  twins.open(opts, sessionOpts);
+const fill = fillBytes;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-proto-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  for (const r of rigs.splice(0)) {
-    r.session.close();
-    await closeSerial(r.port);
-    await r.twin.stop();
-  }
-});
+afterEach(() => twins.closeAll());
 
 /** A Duplex in front of a port that can drop chosen outgoing frames (a lossy cable, host side). */
 class DroppingLink extends Duplex {
@@ -290,7 +253,7 @@ describe('BoardSession over a PTY to the host twin', () => {
     // big frames and a wide window: without the session's guards this stalls in
     // @serialport/bindings-cpp 13 in about one run of three (see protocol/src/session/serial-poller.ts)
     const { session } = await rig({ maxFrame: 16_384, window: 32 });
-    if (!session.hello.engine) return expect(session.hello.engine).toBe(false);
+    requireEngine(session);
     const blob = model('mlp', '48x48x1'); // ~150 KB of weights
     const info = await session.loadModel(blob);
     expect(info.weightsBytes).toBeGreaterThan(100_000);
