@@ -26,15 +26,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startDaemon(env: Record<string, string>, timeoutMs = 30_000): Promise<DaemonProcess> {
+export interface DaemonOptions {
+  /** A command the daemon runs under, e.g. a HostNetwork's wrap(i) (`ip netns exec <ns>`). */
+  wrap?: string[];
+}
+
+/** Starts the daemon and resolves once /v1/health answers at `url`, which is on env.HOST when given. */
+export async function startDaemon(env: Record<string, string>, timeoutMs = 30_000, { wrap = [] }: DaemonOptions = {}): Promise<DaemonProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server', 'src', 'server.ts')], {
+  const host = env.HOST ?? '127.0.0.1';
+  const [command, ...args] = [...wrap, process.execPath, '--import', 'tsx', path.join(repoRoot, 'server', 'src', 'server.ts')];
+  const child = spawn(command!, args, {
     cwd: repoRoot,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: String(port), HOST: host, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = collectOutput(child);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`daemon exited at start:\n${output()}`);
