@@ -12,6 +12,7 @@ TINYRIG_APT_PACKAGES=(
   qemu-system-arm
   clang libclang-rt-14-dev llvm
   valgrind socat udev curl jq chromium
+  iproute2 # ip and tc: the multi-host tests' network namespaces
   dataset-fashion-mnist
 )
 
