@@ -1,5 +1,6 @@
 // Daemon settings: read from the environment (and optional overrides) once at
 // start, validated against one schema, then exposed read-only as fastify.config.
+import os from 'node:os';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -124,6 +125,19 @@ export const Config = Type.Object({
   datasetDir: Type.String(),
   /** Persist the SQLite store with fsync on every commit (off in tests: faster). */
   durable: Type.Boolean(),
+  /** postgres://… : share one PostgreSQL with other rig hosts (one fleet); absent: SQLite in varDir, this host alone. */
+  databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /** This rig host's name in the fleet (unique per host; default: the machine's hostname). */
+  hostId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' }),
+  /** Where other hosts reach this daemon's API (default http://<HOST>:<PORT>). */
+  hostUrl: Type.String(),
+  /** A host registers its boards this often; one silent for hostOfflineMs is offline and its jobs are failed. */
+  heartbeatMs: Type.Integer({ minimum: 100 }),
+  hostOfflineMs: Type.Integer({ minimum: 300 }),
+  /** Remote requests this host runs at once for the others (its pg-boss worker). */
+  remoteConcurrency: Type.Integer({ minimum: 1, maximum: 256 }),
+  /** A request for a board of another host fails with TR_HOST_TIMEOUT after this long without an answer. */
+  remoteTimeoutMs: Type.Integer({ minimum: 1000 }),
 });
 export type Config = Static<typeof Config>;
 
@@ -207,6 +221,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runLeaseMs: envInt(env.TINYRIG_RUN_LEASE_MS, 60_000),
     datasetDir: env.TINYRIG_DATASETS ?? '/usr/share/datasets',
     durable: envBool(env.TINYRIG_DURABLE, true),
+    databaseUrl: env.TINYRIG_DATABASE_URL || undefined,
+    hostId: env.TINYRIG_HOST_ID ?? os.hostname().split('.')[0],
+    hostUrl: env.TINYRIG_HOST_URL ?? `http://${env.HOST ?? '127.0.0.1'}:${envInt(env.PORT, 8080)}`,
+    heartbeatMs: envInt(env.TINYRIG_HEARTBEAT_MS, 2000),
+    hostOfflineMs: envInt(env.TINYRIG_HOST_OFFLINE_MS, 10_000),
+    remoteConcurrency: envInt(env.TINYRIG_REMOTE_CONCURRENCY, 16),
+    remoteTimeoutMs: envInt(env.TINYRIG_REMOTE_TIMEOUT_MS, 10 * 60_000),
   };
   const merged = { ...base, ...overrides, varDir } as Config;
   if (overrides.guard) merged.guard = { ...base.guard, ...overrides.guard };

@@ -52,7 +52,7 @@ describe.runIf(twinBuilt())('board unplugged mid-transfer', () => {
     });
     expect(started.statusCode).toBe(202);
     const jobId = started.json().jobId as string;
-    await until(() => (app!.store.getJob(jobId)?.done ?? 0) >= 64, 30_000, 'some training steps');
+    await until(async () => ((await app!.store.getJob(jobId))?.done ?? 0) >= 64, 30_000, 'some training steps');
     const bootBefore = board.hello!.bootId;
     await twin.kill(); // the cable is pulled
 

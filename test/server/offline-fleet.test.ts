@@ -32,7 +32,7 @@ describe('absent boards', () => {
 
     const weights = Uint8Array.from({ length: 256 }, (_, i) => i);
     const { sha256Hex } = await import('../../server/src/store/blobs.js');
-    const snap = app.store.createSnapshot({
+    const snap = await app.store.createSnapshot({
       weights, expectedSha256: sha256Hex(weights), deviceId: 'a', modelSha256: 'f'.repeat(64), modelName: 'cnn',
       step: 0, tags: [], accuracy: 0.9, good: true, evaluatedOn: { dataset: 'fashion-mnist', split: 'test', offset: 0, count: 200 },
     });

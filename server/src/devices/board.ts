@@ -85,7 +85,8 @@ export class Board extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly opts: BoardOptions;
-  private knownBootId: number | null;
+  /** The boot id last seen, kept in the store across daemon restarts (undefined: not read yet). */
+  private knownBootId: number | null | undefined = undefined;
   private connecting: Promise<void> | null = null;
 
   constructor(entry: DeviceEntry, opts: BoardOptions) {
@@ -95,8 +96,6 @@ export class Board extends EventEmitter {
     this.opts = opts;
     this.discovered = opts.discovered ?? false;
     this.log = opts.log.child({ deviceId: entry.id });
-    const saved = opts.store.getDeviceState(entry.id);
-    this.knownBootId = saved?.bootId ?? null;
   }
 
   get busyWith(): string | null {
@@ -159,6 +158,7 @@ export class Board extends EventEmitter {
       }
       const hello = link.hello;
       const stats = await link.stats();
+      if (this.knownBootId === undefined) this.knownBootId = (await this.opts.store.getDeviceState(this.id))?.bootId ?? null;
       const wasReset = this.knownBootId !== null && this.knownBootId !== hello.bootId;
       this.link = link;
       this.hello = hello;
@@ -167,7 +167,7 @@ export class Board extends EventEmitter {
       if (wasReset) this.forgetBoardState('boot id changed while the link was down');
       await this.learnModel(link, stats);
       this.knownBootId = hello.bootId;
-      this.persistState();
+      await this.persistState();
       const l = link;
       l.on('disconnect', (reason) => void this.linkLost(l, reason));
       l.on('reset', () => void this.bootSeen(l));
@@ -203,7 +203,7 @@ export class Board extends EventEmitter {
       return;
     }
     const info = await link.weightsInfo();
-    const row = this.opts.store.getModel(stats.modelSha256);
+    const row = await this.opts.store.getModel(stats.modelSha256);
     this.model = {
       sha256: stats.modelSha256,
       name: row?.name ?? null,
@@ -242,12 +242,12 @@ export class Board extends EventEmitter {
     this.scheduleConnect(this.closed ? 0 : this.backoff());
   }
 
-  private persistState(): void {
-    this.opts.store.setDeviceState({
+  private async persistState(): Promise<void> {
+    await this.opts.store.setDeviceState({
       deviceId: this.id,
       modelSha256: this.model?.sha256 ?? null,
       modelName: this.model?.name ?? null,
-      bootId: this.knownBootId,
+      bootId: this.knownBootId ?? null,
     });
   }
 
@@ -330,12 +330,12 @@ export class Board extends EventEmitter {
 
   // ---- bookkeeping the operations call after a successful command
 
-  modelLoaded(model: BoardModel): void {
+  async modelLoaded(model: BoardModel): Promise<void> {
     this.model = model;
     this.heldFrom = this.heldTo = 0;
     this.heldLabels.clear();
     this.lastEval = null;
-    this.persistState();
+    await this.persistState();
   }
 
   weightsChanged(sha256: string): void {

@@ -27,14 +27,14 @@ export class BoardJobs {
    * TR_DEVICE_RESERVED when someone else has reserved the board,
    * TR_DEVICE_BUSY when other work holds it. Returns its release.
    */
-  lease(board: Board, owner: string, actor: string | null): () => void {
-    this.reservations.check(board.id, actor);
+  async lease(board: Board, owner: string, actor: string | null): Promise<() => void> {
+    await this.reservations.check(board.id, actor);
     return board.acquire(owner);
   }
 
   /** Runs `fn` holding the board's lease, without a job (a quick request such as samples or reset). */
   async withLease<T>(board: Board, owner: string, actor: string | null, fn: () => Promise<T>): Promise<T> {
-    const release = this.lease(board, owner, actor);
+    const release = await this.lease(board, owner, actor);
     try {
       return await fn();
     } finally {
@@ -43,19 +43,17 @@ export class BoardJobs {
   }
 
   /** Submits a job that holds the board's lease until it ends; 409 when another holds it. */
-  submit<T>(
+  async submit<T>(
     board: Board,
     kind: string,
     params: unknown,
     fn: (ctx: JobContext) => Promise<T>,
     opts: { total?: number; actor: string | null },
-  ): JobRow {
-    this.reservations.check(board.id, opts.actor);
-    if (board.busyWith) throw Errors.DEVICE_BUSY(`device ${board.id} is busy with ${board.busyWith}`, { owner: board.busyWith });
-    const release = this.lease(board, `a ${kind} request`, opts.actor);
+  ): Promise<JobRow> {
+    const release = await this.lease(board, `a ${kind} request`, opts.actor);
     let row: JobRow;
     try {
-      row = this.jobs.submit(kind, board.id, params, fn, {
+      row = await this.jobs.submit(kind, board.id, params, fn, {
         total: opts.total,
         actor: opts.actor,
         release: () => {
@@ -80,7 +78,7 @@ export class BoardJobs {
     fn: (ctx: JobContext) => Promise<T>,
     opts: { total?: number; wait?: boolean; actor: string | null },
   ): Promise<JobAnswer> {
-    const row = this.submit(board, kind, params, fn, opts);
+    const row = await this.submit(board, kind, params, fn, opts);
     if (opts.wait) return { status: 200, body: jobView((await this.jobs.wait(row.id))!) };
     return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
   }
@@ -95,7 +93,7 @@ export class BoardJobs {
   ): Promise<T & { jobId: string }> {
     let value: T | undefined;
     let failure: unknown;
-    const row = this.submit(
+    const row = await this.submit(
       board,
       kind,
       params,

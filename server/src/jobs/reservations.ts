@@ -24,7 +24,7 @@ export class Reservations {
     private readonly log: Logger,
     sweepMs = 1000,
   ) {
-    this.sweep = setInterval(() => this.endExpired(), sweepMs);
+    this.sweep = setInterval(() => void this.endExpired().catch((err: unknown) => this.log.warn({ err }, 'lease sweep failed')), sweepMs);
     this.sweep.unref();
   }
 
@@ -34,18 +34,18 @@ export class Reservations {
   }
 
   /** Leases in force now. */
-  active(now = Date.now()): Lease[] {
-    return this.store.openLeases().filter((l) => Date.parse(l.expiresAt) > now);
+  async active(now = Date.now()): Promise<Lease[]> {
+    return (await this.store.openLeases()).filter((l) => Date.parse(l.expiresAt) > now);
   }
 
   /** The lease in force on a device, if any. */
-  holding(deviceId: string): Lease | null {
-    return this.active().find((l) => l.deviceIds.includes(deviceId)) ?? null;
+  async holding(deviceId: string): Promise<Lease | null> {
+    return (await this.active()).find((l) => l.deviceIds.includes(deviceId)) ?? null;
   }
 
   /** Refuses when someone other than `actor` holds the device. */
-  check(deviceId: string, actor: string | null): void {
-    const l = this.holding(deviceId);
+  async check(deviceId: string, actor: string | null): Promise<void> {
+    const l = await this.holding(deviceId);
     if (l && l.holder !== actor) {
       throw Errors.DEVICE_RESERVED(`device ${deviceId} is reserved by ${l.holder} until ${l.expiresAt}${l.reason ? ` (${l.reason})` : ''}`, {
         leaseId: l.id,
@@ -57,8 +57,8 @@ export class Reservations {
   }
 
   /** Reserves every device or none (409 naming the first one held by another). */
-  reserve(deviceIds: string[], holder: string, ttlMs: number, reason: string | null): Lease {
-    for (const id of deviceIds) this.check(id, holder);
+  async reserve(deviceIds: string[], holder: string, ttlMs: number, reason: string | null): Promise<Lease> {
+    for (const id of deviceIds) await this.check(id, holder);
     const lease = {
       id: newId('lease'),
       deviceIds: [...new Set(deviceIds)],
@@ -66,39 +66,39 @@ export class Reservations {
       reason,
       expiresAt: new Date(Date.now() + ttlMs).toISOString(),
     };
-    this.store.insertLease(lease);
+    await this.store.insertLease(lease);
     this.log.info({ leaseId: lease.id, deviceIds: lease.deviceIds, holder, expiresAt: lease.expiresAt }, 'boards reserved');
     return { ...lease, createdAt: new Date().toISOString() };
   }
 
-  get(id: string): Lease {
-    const l = this.active().find((x) => x.id === id);
+  async get(id: string): Promise<Lease> {
+    const l = (await this.active()).find((x) => x.id === id);
     if (!l) throw Errors.LEASE_NOT_FOUND(`no lease '${id}' in force`);
     return l;
   }
 
   /** Moves the expiry of a lease in force (its holder only). */
-  renew(id: string, holder: string, ttlMs: number): Lease {
-    const l = this.get(id);
+  async renew(id: string, holder: string, ttlMs: number): Promise<Lease> {
+    const l = await this.get(id);
     if (l.holder !== holder) throw Errors.FORBIDDEN(`lease ${id} is held by ${l.holder}`);
     const expiresAt = new Date(Date.now() + ttlMs).toISOString();
-    this.store.renewLease(id, expiresAt);
+    await this.store.renewLease(id, expiresAt);
     return { ...l, expiresAt };
   }
 
   /** Ends a lease: its holder, or an admin breaking it (`by` names who). */
-  release(id: string, by: string, opts: { admin: boolean }): Lease {
-    const l = this.get(id);
+  async release(id: string, by: string, opts: { admin: boolean }): Promise<Lease> {
+    const l = await this.get(id);
     if (l.holder !== by && !opts.admin) throw Errors.FORBIDDEN(`lease ${id} is held by ${l.holder}; only its holder or an admin may end it`);
-    this.store.endLease(id, by);
+    await this.store.endLease(id, by);
     this.log.info({ leaseId: id, holder: l.holder, by }, l.holder === by ? 'reservation released' : 'reservation broken by an admin');
     return l;
   }
 
-  private endExpired(): void {
+  private async endExpired(): Promise<void> {
     const now = Date.now();
-    for (const l of this.store.openLeases()) {
-      if (Date.parse(l.expiresAt) <= now && this.store.endLease(l.id, 'expired')) {
+    for (const l of await this.store.openLeases()) {
+      if (Date.parse(l.expiresAt) <= now && (await this.store.endLease(l.id, 'expired'))) {
         this.log.info({ leaseId: l.id, holder: l.holder, deviceIds: l.deviceIds }, 'reservation expired: its boards are free');
       }
     }

@@ -39,6 +39,8 @@ interface LiveJob {
   partial: unknown;
   lastCheckpointWrite: number;
   cancelled: boolean;
+  /** Row writes of this job, in order: progress and checkpoints never block the job, and never overtake its end. */
+  writes: Promise<void>;
 }
 
 const MAX_EVENTS_KEPT = 5000;
@@ -59,22 +61,30 @@ export class JobRunner {
    * Creates the job row and starts `fn` on the next tick. `release` runs when
    * the job ends whichever way (it frees the device lease).
    */
-  submit<T>(
+  async submit<T>(
     kind: string,
     deviceId: string | null,
     params: unknown,
     fn: (ctx: JobContext) => Promise<T>,
     opts: { total?: number; release?: () => void; actor?: string | null } = {},
-  ): JobRow {
+  ): Promise<JobRow> {
     const actor = opts.actor ?? null;
-    const row = this.store.createJob(kind, deviceId, params, opts.total ?? 0, actor);
+    let row: JobRow;
+    try {
+      row = await this.store.createJob(kind, deviceId, params, opts.total ?? 0, actor);
+    } catch (err) {
+      opts.release?.();
+      throw err;
+    }
     const live: LiveJob = {
       events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0,
-      partial: undefined, lastCheckpointWrite: 0, cancelled: false,
+      partial: undefined, lastCheckpointWrite: 0, cancelled: false, writes: Promise.resolve(),
     };
     live.emitter.setMaxListeners(0);
     this.live.set(row.id, live);
     const log = this.log.child({ jobId: row.id, deviceId: deviceId ?? undefined, kind, actor });
+    const write = (what: string, w: () => Promise<void>): Promise<void> =>
+      (live.writes = live.writes.then(w).catch((err: unknown) => log.warn({ err }, `job row not updated (${what})`)));
     let seq = 0;
     const emit = (type: string, data: unknown): void => {
       const ev: JobEvent = { id: ++seq, type, data };
@@ -93,7 +103,8 @@ export class JobRunner {
         // the row is for GET /v1/jobs/:id; write it at most every 100 ms
         if (t - live.lastProgressWrite >= 100 || done === live.total) {
           live.lastProgressWrite = t;
-          this.store.progressJob(row.id, live.done, live.total);
+          const { done: d, total: n } = live;
+          void write('progress', () => this.store.progressJob(row.id, d, n));
         }
         emit('progress', { done: live.done, total: live.total });
       },
@@ -106,28 +117,26 @@ export class JobRunner {
         const t = Date.now();
         if (t - live.lastCheckpointWrite >= minIntervalMs) {
           live.lastCheckpointWrite = t;
-          this.store.checkpointJob(row.id, partial);
+          void write('checkpoint', () => this.store.checkpointJob(row.id, partial));
         }
       },
     };
     const started = Date.now();
     const p = (async () => {
       await new Promise((r) => setImmediate(r));
-      this.store.startJob(row.id);
+      await write('start', () => this.store.startJob(row.id));
       emit('state', { state: 'running' });
       log.info('job started');
       try {
         const result = await fn(ctx);
-        this.store.progressJob(row.id, live.done, live.total);
-        this.store.finishJob(row.id, 'succeeded', result ?? null, null);
+        await this.finish(write, row.id, live, 'succeeded', result ?? null, null);
         emit('result', result ?? null);
         emit('state', { state: 'succeeded' });
         log.info({ ms: Date.now() - started }, 'job succeeded');
         this.onFinished?.(kind, 'succeeded', (Date.now() - started) / 1000);
       } catch (err) {
         const error = toJobError(err);
-        this.store.progressJob(row.id, live.done, live.total);
-        this.store.finishJob(row.id, 'failed', partialResult(err) ?? live.partial ?? null, error);
+        await this.finish(write, row.id, live, 'failed', partialResult(err) ?? live.partial ?? null, error);
         emit('error', error);
         emit('state', { state: 'failed' });
         log.warn({ err: error }, 'job failed');
@@ -144,6 +153,25 @@ export class JobRunner {
     return row;
   }
 
+  /**
+   * The job's last row write, after every earlier one. A store that cannot
+   * take it (PostgreSQL away longer than it retries) leaves the row as it
+   * was and the failure is logged; the next start of this host fails it.
+   */
+  private async finish(
+    write: (what: string, w: () => Promise<void>) => Promise<void>,
+    id: string,
+    live: LiveJob,
+    state: 'succeeded' | 'failed',
+    result: unknown,
+    error: { code: string; message: string } | null,
+  ): Promise<void> {
+    await write('end', async () => {
+      await this.store.progressJob(id, live.done, live.total);
+      await this.store.finishJob(id, state, result, error);
+    });
+  }
+
   /** Asks a running job to stop at its next board request boundary; false when it is not running. */
   cancel(id: string): boolean {
     const live = this.live.get(id);
@@ -152,7 +180,7 @@ export class JobRunner {
     return true;
   }
 
-  get(id: string): JobRow | null {
+  get(id: string): Promise<JobRow | null> {
     return this.store.getJob(id);
   }
 

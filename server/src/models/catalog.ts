@@ -175,16 +175,16 @@ export class ModelCatalog {
   }
 
   /** Stores a model by its hash under a name; the same name with other content is 409. */
-  private put(name: string, blob: Uint8Array, plan: ModelPlan, spec: unknown, actor: string | null): { row: ModelRow; created: boolean } {
-    const taken = this.store.userModelByName(name);
+  private async put(name: string, blob: Uint8Array, plan: ModelPlan, spec: unknown, actor: string | null): Promise<{ row: ModelRow; created: boolean }> {
+    const taken = await this.store.userModelByName(name);
     if (taken) {
       if (taken.sha256 === plan.sha256_model) return { row: taken, created: false };
       throw Errors.MODEL_EXISTS(`a model named '${name}' exists with other content (${taken.sha256}); delete it or choose another name`);
     }
-    const known = this.store.getModel(plan.sha256_model);
+    const known = await this.store.getModel(plan.sha256_model);
     if (known) throw Errors.MODEL_EXISTS(`this model is stored already as '${known.name}'`);
-    this.store.blobs.put(blob, plan.sha256_model);
-    const row = this.store.putUserModel({
+    await this.store.blobs.put(blob, plan.sha256_model);
+    const row = await this.store.putUserModel({
       sha256: plan.sha256_model,
       name,
       seed: plan.seed,
@@ -209,7 +209,7 @@ export class ModelCatalog {
     );
     try {
       const blob = fs.readFileSync(path.join(dir, 'model.cbor'));
-      const { row, created } = this.put(spec.name, blob, plan, spec, actor);
+      const { row, created } = await this.put(spec.name, blob, plan, spec, actor);
       return { entry: this.userEntry(row), created };
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -222,7 +222,7 @@ export class ModelCatalog {
     const as = name ?? plan.name;
     if (!as) throw Errors.BAD_REQUEST('the blob carries no name: give one (?name=…)');
     await this.checkName(as);
-    const { row, created } = this.put(as, blob, plan, null, actor);
+    const { row, created } = await this.put(as, blob, plan, null, actor);
     return { entry: this.userEntry(row), created };
   }
 
@@ -266,12 +266,17 @@ export class ModelCatalog {
         spec: null,
       })),
     );
-    return [...zoo, ...this.store.listUserModels().map((r) => this.userEntry(r))];
+    return [...zoo, ...(await this.store.listUserModels()).map((r) => this.userEntry(r))];
+  }
+
+  /** A user model by name, or any stored model by hash. */
+  private async row(id: string): Promise<ModelRow | null> {
+    return (await this.store.userModelByName(id)) ?? (/^[0-9a-f]{64}$/.test(id) ? this.store.getModel(id) : null);
   }
 
   /** A user model by name or hash, or a zoo model by name; null when there is none. */
   async find(id: string): Promise<CatalogEntry | null> {
-    const row = this.store.userModelByName(id) ?? (/^[0-9a-f]{64}$/.test(id) ? this.store.getModel(id) : null);
+    const row = await this.row(id);
     if (row?.source === 'user') return this.userEntry(row);
     if (await this.isZoo(id)) return (await this.list()).find((e) => e.builtIn && e.name === id) ?? null;
     return null;
@@ -284,20 +289,22 @@ export class ModelCatalog {
   }
 
   /** The blob of a user model to deploy, or null when `id` names no user model. */
-  deployable(id: string): Deployable | null {
-    const row = this.store.userModelByName(id) ?? (/^[0-9a-f]{64}$/.test(id) ? this.store.getModel(id) : null);
+  async deployable(id: string): Promise<Deployable | null> {
+    const row = await this.row(id);
     if (!row || row.source !== 'user') return null;
-    if (!this.store.blobs.verify(row.sha256)) throw Errors.INTERNAL(`the stored blob of model '${row.name}' is missing or damaged`);
-    return { name: row.name, blob: this.store.blobs.get(row.sha256), row, plan: row.plan as ModelPlan };
+    const blob = await this.store.blobs.get(row.sha256).catch((err: Error) => {
+      throw Errors.INTERNAL(`the stored blob of model '${row.name}' cannot be used: ${err.message}`);
+    });
+    return { name: row.name, blob, row, plan: row.plan as ModelPlan };
   }
 
   async delete(id: string): Promise<{ name: string; sha256: string }> {
     if (await this.isZoo(id)) throw Errors.MODEL_EXISTS(`'${id}' is a built-in model of the zoo and cannot be deleted`);
-    const row = this.store.userModelByName(id) ?? (/^[0-9a-f]{64}$/.test(id) ? this.store.getModel(id) : null);
+    const row = await this.row(id);
     if (!row || row.source !== 'user') throw Errors.MODEL_NOT_FOUND(`no model '${id}'`);
-    const snaps = this.store.countSnapshotsOfModel(row.sha256);
+    const snaps = await this.store.countSnapshotsOfModel(row.sha256);
     if (snaps > 0) throw Errors.MODEL_IN_USE(`model '${row.name}' is referenced by ${snaps} snapshot(s); delete them first`, { snapshots: snaps });
-    this.store.deleteModel(row.sha256);
+    await this.store.deleteModel(row.sha256);
     return { name: row.name, sha256: row.sha256 };
   }
 

@@ -76,8 +76,10 @@ export class ModelZoo {
       ? `${opts.model}@${(opts.input ?? entry.input).join('x')}/${opts.classes ?? entry.classes}`
       : opts.model;
     if (!custom) {
-      const known = this.store.findModel(name, opts.seed);
-      if (known && this.store.blobs.verify(known.sha256)) return { row: known, blob: this.store.blobs.get(known.sha256) };
+      const known = await this.store.findModel(name, opts.seed);
+      // a missing or damaged blob is built again
+      const blob = known ? await this.store.blobs.get(known.sha256).catch(() => null) : null;
+      if (known && blob) return { row: known, blob };
     }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-model-'));
     try {
@@ -94,9 +96,9 @@ export class ModelZoo {
       }
       const info = JSON.parse(stdout) as { sha256_model: string; sha256_weights?: string; bytes: number; weights_bytes: number };
       const blob = fs.readFileSync(out);
-      const sha = this.store.blobs.put(blob, info.sha256_model);
+      const sha = await this.store.blobs.put(blob, info.sha256_model);
       const input = opts.input ?? entry.input;
-      const row = this.store.putModel({
+      const row = await this.store.putModel({
         sha256: sha,
         name,
         seed: opts.seed,

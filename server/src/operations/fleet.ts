@@ -41,15 +41,17 @@ export interface FleetDeviceResult {
  * dataset slice; with `slice` (or the configured goodSlice) only snapshots
  * measured on exactly that slice count.
  */
-export function lastGood(rig: Rig, board: Board, slice?: EvalSlice): SnapshotRow {
+export async function lastGood(rig: Rig, board: Board, slice?: EvalSlice): Promise<SnapshotRow> {
   const on = slice ?? rig.config.goodSlice;
   const ok = (s: SnapshotRow | undefined): SnapshotRow | undefined =>
     s && s.evaluatedOn && (!on || sameSlice(s.evaluatedOn, on)) ? s : undefined;
-  const pick = (opts: { deviceId?: string; modelSha256?: string }): SnapshotRow | undefined =>
-    rig.store.listSnapshots({ ...opts, good: true, limit: 1000 }).find((s) => ok(s));
+  const pick = async (opts: { deviceId?: string; modelSha256?: string }): Promise<SnapshotRow | undefined> =>
+    (await rig.store.listSnapshots({ ...opts, good: true, limit: 1000 })).find((s) => ok(s));
   const model = board.model?.sha256;
   const found =
-    (model && pick({ deviceId: board.id, modelSha256: model })) || pick({ deviceId: board.id }) || (model && pick({ modelSha256: model }));
+    (model && (await pick({ deviceId: board.id, modelSha256: model }))) ||
+    (await pick({ deviceId: board.id })) ||
+    (model && (await pick({ modelSha256: model })));
   if (!found) {
     const what = on ? ` measured on ${on.dataset}/${on.split} ${on.offset}+${on.count}` : '';
     throw Errors.NO_GOOD_SNAPSHOT(`no snapshot marked good${what} for device ${board.id}`);
@@ -57,12 +59,12 @@ export function lastGood(rig: Rig, board: Board, slice?: EvalSlice): SnapshotRow
   return found;
 }
 
-export function resolveFleet(rig: Rig, p: FleetRollbackParams): Board[] {
+export async function resolveFleet(rig: Rig, p: FleetRollbackParams): Promise<Board[]> {
   const sel = p.selector;
   if (!sel.devices && !sel.board && !sel.tag) throw Errors.BAD_REQUEST('selector needs devices, board or tag');
   const boards = rig.devices.select(sel);
   if (boards.length === 0) throw Errors.DEVICE_NOT_FOUND('the selector matches no device');
-  if (p.to !== 'last-good' && !rig.store.getSnapshot(p.to)) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${p.to}'`);
+  if (p.to !== 'last-good' && !(await rig.store.getSnapshot(p.to))) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${p.to}'`);
   return boards;
 }
 
@@ -100,9 +102,9 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     };
     let release: (() => void) | null = null;
     try {
-      const snap = p.to === 'last-good' ? lastGood(rig, board, p.goodSlice) : rig.store.getSnapshot(p.to)!;
+      const snap = p.to === 'last-good' ? await lastGood(rig, board, p.goodSlice) : (await rig.store.getSnapshot(p.to))!;
       r.snapshotId = snap.id;
-      release = rig.boardJobs.lease(board, ctx.id, ctx.actor);
+      release = await rig.boardJobs.lease(board, ctx.id, ctx.actor);
       const out = await rollbackBoard(rig, board, snap);
       Object.assign(r, { state: 'succeeded', before: out.before, after: out.sha256, verified: true });
     } catch (err) {

@@ -40,11 +40,12 @@ export async function takeSnapshot(
     throw Errors.VERIFY_FAILED(`weights read from device ${board.id} hash to ${sha}, but the device reports ${info.sha256}; nothing stored`);
   }
   board.weightsChanged(sha);
-  const measured = board.lastEval?.weightsSha256 === sha ? { accuracy: board.lastEval.accuracy, slice: board.lastEval.slice } : knownAccuracy(rig, sha);
+  const last = board.lastEval;
+  const measured = last?.weightsSha256 === sha ? { accuracy: last.accuracy, slice: last.slice } : await rig.store.knownAccuracy(sha);
   const accuracy = measured?.accuracy ?? null;
   // good only when measured on a named dataset slice, never on whatever the ring held
   const evaluatedOn = measured?.slice ?? null;
-  const snap = rig.store.createSnapshot({
+  const snap = await rig.store.createSnapshot({
     weights,
     expectedSha256: sha,
     deviceId: board.id,
@@ -60,26 +61,14 @@ export async function takeSnapshot(
   return snap;
 }
 
-/** Accuracy recorded earlier for identical weights on a dataset slice, if any. */
-function knownAccuracy(rig: Rig, sha256: string): { accuracy: number; slice: EvalSlice } | null {
-  const row = rig.store.db
-    .prepare(
-      `SELECT accuracy, evaluated_on FROM snapshots WHERE sha256 = ? AND accuracy IS NOT NULL AND evaluated_on IS NOT NULL
-       ORDER BY created_at DESC LIMIT 1`,
-    )
-    .get(sha256) as { accuracy: number; evaluated_on: string } | undefined;
-  return row ? { accuracy: row.accuracy, slice: JSON.parse(row.evaluated_on) as EvalSlice } : null;
-}
-
 /** Loads a stored model blob onto a board; the caller holds its lease. */
 export async function loadStoredModel(rig: Rig, board: Board, modelSha256: string): Promise<void> {
-  if (!rig.store.blobs.verify(modelSha256)) {
-    throw Errors.MODEL_MISMATCH(`device ${board.id} runs another model and the snapshot's model ${modelSha256} is not stored here`);
-  }
-  const row = rig.store.getModel(modelSha256);
-  const blob = rig.store.blobs.get(modelSha256);
+  const blob = await rig.store.blobs.get(modelSha256).catch((err: Error) => {
+    throw Errors.MODEL_MISMATCH(`device ${board.id} runs another model and the snapshot's model ${modelSha256} cannot be loaded: ${err.message}`);
+  });
+  const row = await rig.store.getModel(modelSha256);
   const info = await board.run('load model', (l) => l.loadModel(blob));
-  board.modelLoaded({ sha256: modelSha256, name: row?.name ?? null, ...info });
+  await board.modelLoaded({ sha256: modelSha256, name: row?.name ?? null, ...info });
 }
 
 export async function rollbackBoard(rig: Rig, board: Board, snap: SnapshotRow): Promise<RollbackOutcome> {
@@ -90,8 +79,9 @@ export async function rollbackBoard(rig: Rig, board: Board, snap: SnapshotRow): 
     await loadStoredModel(rig, board, snap.modelSha256);
     modelReloaded = true;
   }
-  const blob = rig.store.blobs.get(snap.sha256);
-  if (sha256Hex(blob) !== snap.sha256) throw Errors.INTERNAL(`stored blob of snapshot ${snap.id} is damaged`);
+  const blob = await rig.store.blobs.get(snap.sha256).catch((err: Error) => {
+    throw Errors.INTERNAL(`the stored blob of snapshot ${snap.id} cannot be used: ${err.message}`);
+  });
   const { committed, info } = await board.run('roll back weights', async (link) => {
     const committed = await link.writeWeights(blob);
     const info = await link.weightsInfo();
@@ -116,14 +106,14 @@ export async function deployModel(
 ): Promise<Record<string, unknown>> {
   if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
   if (req.snapshotId !== undefined) {
-    const snap = rig.store.getSnapshot(req.snapshotId);
+    const snap = await rig.store.getSnapshot(req.snapshotId);
     if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.snapshotId}'`);
     await loadStoredModel(rig, board, snap.modelSha256);
     const out = await rollbackBoard(rig, board, snap);
     return { deviceId: board.id, model: modelView(board), snapshotId: snap.id, weightsSha256: out.sha256, verified: true };
   }
   if (!req.model) throw Errors.BAD_REQUEST('give a model name or hash (model, seed) or a snapshotId');
-  const user = rig.models.deployable(req.model);
+  const user = await rig.models.deployable(req.model);
   let row: ModelRow;
   let blob: Buffer;
   if (user) {
@@ -149,9 +139,9 @@ export async function deployModel(
     });
   }
   const info = await board.run('load model', (l) => l.loadModel(blob));
-  board.modelLoaded({ sha256: row.sha256, name: row.name, ...info });
+  await board.modelLoaded({ sha256: row.sha256, name: row.name, ...info });
   if (row.weightsBytes === null || row.inputBytes !== info.inputBytes) {
-    rig.store.putModel({ ...row, weightsBytes: info.weightsBytes, inputBytes: info.inputBytes, classes: info.classes });
+    await rig.store.putModel({ ...row, weightsBytes: info.weightsBytes, inputBytes: info.inputBytes, classes: info.classes });
   }
   return { deviceId: board.id, model: modelView(board), seed: row.seed ?? req.seed ?? 1, weightsSha256: info.weightsSha256 };
 }

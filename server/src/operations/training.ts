@@ -228,7 +228,7 @@ async function trainChunk(
     energyUj: energy[i]?.uj ?? null,
     energySource: energy[i]?.source ?? null,
   }));
-  rig.store.recordSteps(rows);
+  await rig.store.recordSteps(rows);
   rig.metrics.steps({ device: board.id }, rows.length);
   board.counters.steps += rows.length;
   if (ctx) {
@@ -396,7 +396,7 @@ export async function runTraining(rig: Rig, board: Board, ctx: JobContext, p: Tr
     let rollback: unknown = null;
     if (rolledBack) {
       log.warn({ before: baseline.accuracy, after: after.accuracy, margin: guard.margin }, 'guard: accuracy fell; rolling back');
-      const snap = rig.store.getSnapshot(preSnapshotId)!;
+      const snap = (await rig.store.getSnapshot(preSnapshotId))!;
       rollback = await rollbackBoard(rig, board, snap);
       result.weightsSha256 = snap.sha256;
     }
@@ -504,7 +504,7 @@ export async function evaluateSlice(rig: Rig, board: Board, ctx: JobContext | nu
   if (weightsSha256) {
     board.lastEval = { accuracy, loss, count, weightsSha256, at: new Date().toISOString(), slice };
     // only a named dataset slice can make a snapshot good: what the ring holds changes under it
-    if (slice) rig.store.markEvaluated(weightsSha256, accuracy, rig.config.goodAccuracy, slice);
+    if (slice) await rig.store.markEvaluated(weightsSha256, accuracy, rig.config.goodAccuracy, slice);
   }
   const names = slice ? rig.datasets.info(slice.dataset).classNames : null;
   const perClass = perSample

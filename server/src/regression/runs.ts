@@ -85,8 +85,11 @@ export class RunService {
   }
 
   /** After a restart: runs left running are interrupted, with what they finished kept. */
-  recover(): string[] {
-    const stuck = [...this.rig.store.listRuns<RunView>({ state: 'running', limit: 1000 }), ...this.rig.store.listRuns<RunView>({ state: 'queued', limit: 1000 })];
+  async recover(): Promise<string[]> {
+    const stuck = [
+      ...(await this.rig.store.listRuns<RunView>({ state: 'running', limit: 1000 })),
+      ...(await this.rig.store.listRuns<RunView>({ state: 'queued', limit: 1000 })),
+    ];
     for (const doc of stuck) {
       doc.state = 'interrupted';
       doc.finishedAt = new Date().toISOString();
@@ -99,7 +102,7 @@ export class RunService {
         }
       }
       this.summarize(doc);
-      this.rig.store.putRun(doc.id, doc.suite, doc.state, doc, true);
+      await this.rig.store.putRun(doc.id, doc.suite, doc.state, doc, true);
     }
     return stuck.map((d) => d.id);
   }
@@ -108,11 +111,9 @@ export class RunService {
   schedule(): void {
     for (const { suite, cron } of this.rig.config.schedule) {
       const job = new Cron(cron, { protect: true }, () => {
-        try {
-          this.start(suite, 'schedule', null);
-        } catch (err) {
+        this.start(suite, 'schedule', null).catch((err: unknown) => {
           this.rig.log.warn({ suite, err: (err as Error).message }, 'scheduled run not started');
-        }
+        });
       });
       this.crons.push(job);
       this.rig.log.info({ suite, cron, next: job.nextRun()?.toISOString() }, 'suite scheduled');
@@ -124,14 +125,17 @@ export class RunService {
     for (const r of this.live.values()) r.cancelled = true;
   }
 
-  get(id: string): RunView {
-    const doc = this.live.get(id)?.doc ?? this.rig.store.getRun<RunView>(id);
+  async get(id: string): Promise<RunView> {
+    const doc = this.live.get(id)?.doc ?? (await this.rig.store.getRun<RunView>(id));
     if (!doc) throw Errors.RUN_NOT_FOUND(`no run '${id}'`);
-    return { ...doc, isBaseline: this.rig.store.baselineOf(doc.suite) === doc.id };
+    return { ...doc, isBaseline: (await this.rig.store.baselineOf(doc.suite)) === doc.id };
   }
 
-  list(opts: { suite?: string; state?: string; limit?: number }): RunView[] {
-    return this.rig.store.listRuns<RunView>(opts).map((d) => ({ ...(this.live.get(d.id)?.doc ?? d), isBaseline: this.rig.store.baselineOf(d.suite) === d.id }));
+  async list(opts: { suite?: string; state?: string; limit?: number }): Promise<RunView[]> {
+    const docs = await this.rig.store.listRuns<RunView>(opts);
+    const baselines = new Map<string, string | null>();
+    for (const d of docs) if (!baselines.has(d.suite)) baselines.set(d.suite, await this.rig.store.baselineOf(d.suite));
+    return docs.map((d) => ({ ...(this.live.get(d.id)?.doc ?? d), isBaseline: baselines.get(d.suite) === d.id }));
   }
 
   /** Waits for a live run to end. */
@@ -140,10 +144,10 @@ export class RunService {
     return this.get(id);
   }
 
-  cancel(id: string): RunView {
+  async cancel(id: string): Promise<RunView> {
     const live = this.live.get(id);
     if (!live) {
-      this.get(id);
+      await this.get(id);
       throw Errors.RUN_FINISHED(`run ${id} has ended`);
     }
     live.cancelled = true;
@@ -152,23 +156,23 @@ export class RunService {
     return live.doc;
   }
 
-  promote(id: string, actor: string | null): RunView {
-    const doc = this.get(id);
+  async promote(id: string, actor: string | null): Promise<RunView> {
+    const doc = await this.get(id);
     if (this.live.has(id)) throw Errors.BAD_REQUEST(`run ${id} is still running`);
     if (doc.boards.some((b) => b.figures.accuracy === null)) throw Errors.BAD_REQUEST(`run ${id} has boards without figures; a baseline needs every board's`);
-    this.rig.store.setBaseline(doc.suite, id, actor);
+    await this.rig.store.setBaseline(doc.suite, id, actor);
     return this.get(id);
   }
 
   /** Checks the suite and its boards, reserves them, and starts the run. */
-  start(suiteName: string, trigger: RunView['trigger'], actor: string | null): RunView {
+  async start(suiteName: string, trigger: RunView['trigger'], actor: string | null): Promise<RunView> {
     const suite = this.suites.get(suiteName);
     const boards = this.selectBoards(suite);
     const id = newId('run');
     const holder = `run:${id}`;
     // a reservation for the whole run: other users get 409 naming the run until it ends
-    const lease = this.rig.boardJobs.reservations.reserve(boards.map((b) => b.id), holder, this.rig.config.runLeaseMs, `suite ${suite.name}`);
-    const baselineRunId = this.rig.store.baselineOf(suite.name);
+    const lease = await this.rig.boardJobs.reservations.reserve(boards.map((b) => b.id), holder, this.rig.config.runLeaseMs, `suite ${suite.name}`);
+    const baselineRunId = await this.rig.store.baselineOf(suite.name);
     const stages: StageName[] = [...(this.needsFirmware(suite) ? (['flash'] as const) : []), 'deploy', 'train', 'evaluate', 'snapshot'];
     const doc: RunView = {
       id,
@@ -195,26 +199,22 @@ export class RunService {
       })),
       summary: { boards: boards.length, passed: 0, regressed: 0, failed: 0, regressions: [] },
     };
-    this.save(doc);
+    await this.save(doc);
     const live: LiveRun = { doc, cancelled: false, done: Promise.resolve() };
     this.live.set(id, live);
     const renew = setInterval(() => {
-      try {
-        this.rig.boardJobs.reservations.renew(lease.id, holder, this.rig.config.runLeaseMs);
-      } catch {
+      this.rig.boardJobs.reservations.renew(lease.id, holder, this.rig.config.runLeaseMs).catch(() => {
         // ended (or broken by an admin): the run's stages then meet 409s of their own
-      }
+      });
     }, Math.max(500, Math.floor(this.rig.config.runLeaseMs / 3)));
     renew.unref();
     live.done = this.execute(live, suite, boards, holder)
       .catch((err) => this.rig.log.error({ runId: id, err }, 'run failed'))
-      .finally(() => {
+      .finally(async () => {
         clearInterval(renew);
-        try {
-          this.rig.boardJobs.reservations.release(lease.id, holder, { admin: false });
-        } catch {
+        await this.rig.boardJobs.reservations.release(lease.id, holder, { admin: false }).catch(() => {
           // expired or broken already
-        }
+        });
         this.live.delete(id);
       });
     this.rig.log.info({ runId: id, suite: suite.name, boards: boards.map((b) => b.id), trigger, actor }, 'run started');
@@ -241,10 +241,10 @@ export class RunService {
     return chosen;
   }
 
-  private save(doc: RunView): void {
+  private async save(doc: RunView): Promise<void> {
     this.summarize(doc);
     const finished = !['running', 'queued'].includes(doc.state);
-    this.rig.store.putRun(doc.id, doc.suite, doc.state, doc, finished);
+    await this.rig.store.putRun(doc.id, doc.suite, doc.state, doc, finished);
   }
 
   private summarize(doc: RunView): void {
@@ -300,14 +300,14 @@ export class RunService {
     if (live.cancelled) throw new StageFailure('cancelled', 'the run was cancelled', 'TR_RUN_CANCELLED');
     s.state = 'running';
     s.startedAt = new Date().toISOString();
-    this.save(live.doc);
+    await this.save(live.doc);
     const t0 = Date.now();
     const boot = board.hello?.bootId ?? null;
     const resets = board.counters.resets;
     let value: T | undefined;
     let failure: unknown;
     try {
-      const row = this.rig.boardJobs.submit(
+      const row = await this.rig.boardJobs.submit(
         board,
         `run-${name}`,
         { runId: live.doc.id, stage: name },
@@ -370,7 +370,7 @@ export class RunService {
       f.peakRam = trained.peakRam;
       f.weightsSha256 = trained.weightsSha256;
       const jobId = b.stages.find((s) => s.name === 'train')!.jobId!;
-      const steps = this.rig.store.listSteps(board.id, { jobId, limit: 1_000_000 });
+      const steps = await this.rig.store.listSteps(board.id, { jobId, limit: 1_000_000 });
       const withEnergy = steps.filter((s) => s.energyUj !== null);
       f.energyPerStepUj = withEnergy.length ? withEnergy.reduce((a, s) => a + s.energyUj!, 0) / withEnergy.length : null;
       f.energySource = withEnergy.length ? (withEnergy.every((s) => s.energySource === 'measured') ? 'measured' : 'estimated') : null;
@@ -395,7 +395,7 @@ export class RunService {
           b.failure = { class: 'weights-mismatch', stage: 'golden', message: g.error.message };
         }
       }
-      b.checks = this.check(suite, live.doc.baselineRunId, b);
+      b.checks = await this.check(suite, live.doc.baselineRunId, b);
       b.state = b.failure ? 'failed' : b.checks.some((c) => c.regression) ? 'regressed' : 'passed';
     } catch (err) {
       const f = err instanceof StageFailure ? err : classify(err, false);
@@ -404,7 +404,7 @@ export class RunService {
       b.state = f.failure === 'cancelled' ? 'cancelled' : 'failed';
       for (const s of b.stages) if (s.state === 'pending' || s.state === 'running') s.state = f.failure === 'cancelled' ? 'cancelled' : 'skipped';
     }
-    this.save(live.doc);
+    await this.save(live.doc);
   }
 
   /** Restart (emulated boards: RESET, then a HELLO with a new boot id) or run the suite's flash command. */
@@ -431,8 +431,8 @@ export class RunService {
   }
 
   /** Each figure against the baseline run's figure of the same board, within the suite's tolerance. */
-  private check(suite: Suite, baselineRunId: string | null, b: BoardRun): FigureCheck[] {
-    const base = baselineRunId ? this.rig.store.getRun<RunView>(baselineRunId)?.boards.find((x) => x.deviceId === b.deviceId) : undefined;
+  private async check(suite: Suite, baselineRunId: string | null, b: BoardRun): Promise<FigureCheck[]> {
+    const base = baselineRunId ? (await this.rig.store.getRun<RunView>(baselineRunId))?.boards.find((x) => x.deviceId === b.deviceId) : undefined;
     const tol = { ...DEFAULT_TOLERANCES, ...suite.tolerances };
     // host time (a twin's ns) moves with the machine's load: it is shown, not compared
     const hostTime = b.figures.counterUnit === 'ns';
@@ -494,7 +494,7 @@ export class RunService {
     this.summarize(doc);
     doc.state = live.cancelled ? 'cancelled' : doc.summary.failed ? 'failed' : doc.summary.regressed ? 'regressed' : 'passed';
     doc.finishedAt = new Date().toISOString();
-    this.save(doc);
+    await this.save(doc);
     this.rig.log.info({ runId: doc.id, suite: doc.suite, state: doc.state, regressions: doc.summary.regressions.length }, 'run ended');
   }
 }

@@ -109,7 +109,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (req) => {
       let boards = rig.devices.list();
       if (req.query.tag || req.query.board) boards = rig.devices.select({ tag: req.query.tag, board: req.query.board });
-      return { devices: boards.map((b) => deviceSummary(rig, b)) };
+      const leases = await rig.boardJobs.reservations.active();
+      return { devices: boards.map((b) => deviceSummary(rig, b, leases)) };
     },
   );
 
@@ -127,7 +128,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (req) => {
       const board = rig.devices.get(req.params.id);
       if (req.query.refresh && board.status === 'online' && !board.busyWith) await board.refreshStats();
-      return { ...deviceSummary(rig, board), recordedSteps: rig.store.countSteps(board.id) };
+      return { ...deviceSummary(rig, board, await rig.boardJobs.reservations.active()), recordedSteps: await rig.store.countSteps(board.id) };
     },
   );
 
@@ -320,7 +321,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (req) => {
       const board = rig.devices.get(req.params.id);
       const limit = req.query.limit ?? 1000;
-      const rows = rig.store.listSteps(board.id, { after: req.query.after, limit, jobId: req.query.jobId });
+      const rows = await rig.store.listSteps(board.id, { after: req.query.after, limit, jobId: req.query.jobId });
       const power = rig.energy.info(board.entry, board.hello?.board);
       const m = power.model;
       const unit = board.hello?.counter ?? rows[0]?.counterUnit ?? null;
@@ -408,7 +409,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req) => {
       const board = rig.devices.get(req.params.id);
-      const snap = req.body.snapshotId === 'last-good' ? lastGood(rig, board, req.body.goodSlice) : rig.store.getSnapshot(req.body.snapshotId);
+      const snap = req.body.snapshotId === 'last-good' ? await lastGood(rig, board, req.body.goodSlice) : await rig.store.getSnapshot(req.body.snapshotId);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.body.snapshotId}'`);
       if (board.status !== 'online') throw Errors.DEVICE_OFFLINE(`device ${board.id} is ${board.status}`);
       const out = await rig.boardJobs.operation(board, 'rollback', { snapshotId: snap.id }, () => rollbackBoard(rig, board, snap), actorOf(req));

@@ -39,8 +39,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req, reply) => {
       const params = req.body as FleetRollbackParams;
-      const boards = resolveFleet(rig, params);
-      const row = rig.jobs.submit('fleet-rollback', null, { ...params, devices: boards.map((b) => b.id) }, (ctx) =>
+      const boards = await resolveFleet(rig, params);
+      const row = await rig.jobs.submit('fleet-rollback', null, { ...params, devices: boards.map((b) => b.id) }, (ctx) =>
         runFleetRollback(rig, ctx, params, boards),
       { total: boards.length, actor: actorOf(req) });
       if (req.query.wait) return reply.status(200).send(jobView((await rig.jobs.wait(row.id))!));

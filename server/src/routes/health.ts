@@ -33,7 +33,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
           busy: boards.filter((b) => b.busyWith !== null).length,
         },
         jobs: { running: fastify.jobs.activeCount },
-        store: { schema: fastify.store.schemaVersion },
+        store: { schema: await fastify.store.schemaVersion() },
         modelTool: fastify.zoo.available(),
       };
     },

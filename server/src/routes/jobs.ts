@@ -22,7 +22,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Object({ jobs: Type.Array(JobView) }), ...errorReplies },
       },
     },
-    async (req) => ({ jobs: store.listJobs(req.query).map(jobView) }),
+    async (req) => ({ jobs: (await store.listJobs(req.query)).map(jobView) }),
   );
 
   fastify.get(
@@ -36,7 +36,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req) => {
-      const job = jobs.get(req.params.id);
+      const job = await jobs.get(req.params.id);
       if (!job) throw Errors.JOB_NOT_FOUND(`no job '${req.params.id}'`);
       return jobView(job);
     },
@@ -54,7 +54,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const job = jobs.get(req.params.id);
+      const job = await jobs.get(req.params.id);
       if (!job) throw Errors.JOB_NOT_FOUND(`no job '${req.params.id}'`);
       if (!jobs.cancel(job.id)) throw Errors.RUN_FINISHED(`job ${job.id} is ${job.state}: only a running job can be cancelled`);
       return reply.status(202).send({ id: job.id, cancelling: true });
@@ -73,7 +73,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const job = jobs.get(req.params.id);
+      const job = await jobs.get(req.params.id);
       if (!job) throw Errors.JOB_NOT_FOUND(`no job '${req.params.id}'`);
       const after = Number(req.headers['last-event-id'] ?? 0) || 0;
       reply.hijack();
@@ -99,7 +99,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         return;
       }
       for (const ev of live.history) write(ev);
-      const current = jobs.get(job.id)!;
+      const current = (await jobs.get(job.id))!;
       if (finished || current.state === 'succeeded' || current.state === 'failed') {
         res.end();
         return;

@@ -31,7 +31,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: { tags: ['leases'], summary: 'Reservations in force', response: { 200: Type.Object({ leases: Type.Array(LeaseView) }), ...errorReplies } },
     },
-    async () => ({ leases: reservations.active() }),
+    async () => ({ leases: await reservations.active() }),
   );
 
   fastify.post(
@@ -54,7 +54,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req, reply) => {
       for (const id of req.body.devices) rig.devices.get(id); // 404 for an unknown board, before anything is held
-      const lease = reservations.reserve(req.body.devices, holderOf(req), req.body.ttlMs ?? 3600_000, req.body.reason ?? null);
+      const lease = await reservations.reserve(req.body.devices, holderOf(req), req.body.ttlMs ?? 3600_000, req.body.reason ?? null);
       return reply.status(201).send(lease);
     },
   );
@@ -71,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: LeaseView, ...errorReplies },
       },
     },
-    async (req) => reservations.renew(req.params.id, holderOf(req), req.body.ttlMs),
+    async (req) => await reservations.renew(req.params.id, holderOf(req), req.body.ttlMs),
   );
 
   fastify.delete(
@@ -87,7 +87,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (req) => {
       const by = holderOf(req);
-      const l = reservations.release(req.params.id, by, { admin: req.principal?.role === 'admin' });
+      const l = await reservations.release(req.params.id, by, { admin: req.principal?.role === 'admin' });
       return { ...l, ended: true, endedBy: by };
     },
   );

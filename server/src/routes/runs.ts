@@ -40,7 +40,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const doc = runs.start(req.body.suite, 'api', actorOf(req));
+      const doc = await runs.start(req.body.suite, 'api', actorOf(req));
       if (req.query.wait) return reply.status(200).send(await runs.wait(doc.id));
       return reply.status(202).send(doc);
     },
@@ -60,7 +60,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Object({ runs: Type.Array(RunReply) }), ...errorReplies },
       },
     },
-    async (req) => ({ runs: runs.list(req.query) }),
+    async (req) => ({ runs: await runs.list(req.query) }),
   );
 
   fastify.get(
@@ -80,9 +80,9 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const run = runs.get(req.params.id);
-      const history = runs.list({ suite: run.suite, limit: 30 }).filter((r) => r.createdAt <= run.createdAt).reverse();
-      const baseline = run.baselineRunId ? runs.get(run.baselineRunId) : null;
+      const run = await runs.get(req.params.id);
+      const history = (await runs.list({ suite: run.suite, limit: 30 })).filter((r) => r.createdAt <= run.createdAt).reverse();
+      const baseline = run.baselineRunId ? await runs.get(run.baselineRunId) : null;
       return reply.type('text/html; charset=utf-8').send(renderReport(run, history, baseline));
     },
   );
@@ -90,7 +90,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/runs/:id/junit.xml',
     { schema: { tags: ['runs'], summary: 'The run in JUnit XML for CI systems: a test case per board and check', params: RunId, produces: ['application/xml'] } },
-    async (req, reply) => reply.type('application/xml; charset=utf-8').send(renderJunit(runs.get(req.params.id))),
+    async (req, reply) => reply.type('application/xml; charset=utf-8').send(renderJunit(await runs.get(req.params.id))),
   );
 
   fastify.post(

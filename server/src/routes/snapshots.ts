@@ -22,7 +22,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Object({ snapshots: Type.Array(SnapshotView) }), ...errorReplies },
       },
     },
-    async (req) => ({ snapshots: store.listSnapshots(req.query).map(snapshotView) }),
+    async (req) => ({ snapshots: (await store.listSnapshots(req.query)).map(snapshotView) }),
   );
 
   fastify.get(
@@ -31,7 +31,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: { tags: ['snapshots'], summary: 'One snapshot', params: IdParams, response: { 200: SnapshotView, ...errorReplies } },
     },
     async (req) => {
-      const snap = store.getSnapshot(req.params.id);
+      const snap = await store.getSnapshot(req.params.id);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.params.id}'`);
       return snapshotView(snap);
     },
@@ -50,9 +50,9 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      const snap = store.getSnapshot(req.params.id);
+      const snap = await store.getSnapshot(req.params.id);
       if (!snap) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.params.id}'`);
-      const blob = store.blobs.get(snap.sha256);
+      const blob = await store.blobs.get(snap.sha256);
       return reply
         .header('content-type', 'application/octet-stream')
         .header('etag', `"${snap.sha256}"`)
@@ -74,7 +74,7 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req) => {
-      if (!store.deleteSnapshot(req.params.id)) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.params.id}'`);
+      if (!await store.deleteSnapshot(req.params.id)) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${req.params.id}'`);
       return { id: req.params.id, deleted: true };
     },
   );

@@ -1,5 +1,6 @@
 // JSON views of the daemon's objects, as the API returns them.
 import type { Board } from '../devices/board.js';
+import type { Lease } from '../jobs/reservations.js';
 import type { Rig } from '../rig.js';
 import type { JobRow, SnapshotRow } from '../store/store.js';
 import { modelView } from '../operations/snapshots.js';
@@ -38,7 +39,8 @@ export function snapshotView(s: SnapshotRow) {
   };
 }
 
-export function deviceSummary(rig: Rig, b: Board) {
+/** A board as the API shows it; `leases` are the reservations in force (Reservations.active()). */
+export function deviceSummary(rig: Rig, b: Board, leases: Lease[]) {
   const h = b.hello;
   const st = b.stats;
   const power = rig.energy.info(b.entry, h?.board);
@@ -58,7 +60,7 @@ export function deviceSummary(rig: Rig, b: Board) {
     state: b.status,
     busy: b.busyWith,
     reservation: (() => {
-      const l = rig.boardJobs.reservations.holding(b.id);
+      const l = leases.find((x) => x.deviceIds.includes(b.id));
       return l ? { leaseId: l.id, holder: l.holder, expiresAt: l.expiresAt, reason: l.reason } : null;
     })(),
     lastError: b.lastError,

@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BlobDamagedError, BlobMissingError, type BlobStore } from './types.js';
 
 export function sha256Hex(data: Uint8Array): string {
   return crypto.createHash('sha256').update(data).digest('hex');
@@ -11,7 +12,7 @@ export function sha256Hex(data: Uint8Array): string {
 
 const SHA_RE = /^[0-9a-f]{64}$/;
 
-export class BlobStore {
+export class FileBlobStore implements BlobStore {
   readonly dir: string;
 
   constructor(dir: string) {
@@ -25,18 +26,18 @@ export class BlobStore {
     return path.join(this.dir, sha256);
   }
 
-  has(sha256: string): boolean {
+  async has(sha256: string): Promise<boolean> {
     return SHA_RE.test(sha256) && fs.existsSync(path.join(this.dir, sha256));
   }
 
   /** Stores `data`; resolves once the file under its hash is durable and re-verified. */
-  put(data: Uint8Array, expectedSha?: string): string {
+  async put(data: Uint8Array, expectedSha?: string): Promise<string> {
     const sha = sha256Hex(data);
     if (expectedSha !== undefined && expectedSha !== sha) {
       throw new Error(`blob hashes to ${sha}, expected ${expectedSha}`);
     }
     const final = this.pathOf(sha);
-    if (fs.existsSync(final) && this.verify(sha)) return sha;
+    if (fs.existsSync(final) && this.verifySync(sha)) return sha;
     const tmp = path.join(this.dir, `.tmp-${sha}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
@@ -52,15 +53,28 @@ export class BlobStore {
     } finally {
       fs.closeSync(dirFd);
     }
-    if (!this.verify(sha)) throw new Error(`blob ${sha} did not verify after writing`);
+    if (!this.verifySync(sha)) throw new Error(`blob ${sha} did not verify after writing`);
     return sha;
   }
 
-  get(sha256: string): Buffer {
-    return fs.readFileSync(this.pathOf(sha256));
+  async get(sha256: string): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await fs.promises.readFile(this.pathOf(sha256));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobMissingError(sha256);
+      throw err;
+    }
+    const actual = sha256Hex(data);
+    if (actual !== sha256) throw new BlobDamagedError(sha256, actual);
+    return data;
   }
 
-  verify(sha256: string): boolean {
+  async verify(sha256: string): Promise<boolean> {
+    return this.verifySync(sha256);
+  }
+
+  private verifySync(sha256: string): boolean {
     try {
       return sha256Hex(fs.readFileSync(this.pathOf(sha256))) === sha256;
     } catch {
@@ -68,8 +82,12 @@ export class BlobStore {
     }
   }
 
+  async remove(sha256: string): Promise<void> {
+    fs.rmSync(this.pathOf(sha256), { force: true });
+  }
+
   /** Removes temporaries left by a crash mid-write; returns how many. */
-  sweepTemporaries(): number {
+  async sweepTemporaries(): Promise<number> {
     let n = 0;
     for (const name of fs.readdirSync(this.dir)) {
       if (name.startsWith('.tmp-')) {

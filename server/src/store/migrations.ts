@@ -120,4 +120,24 @@ export const migrations: string[] = [
     ended_by     TEXT
   );
   `,
+  // 7: many rig hosts: the host that runs each job, the hosts registered, and the boards each owns
+  `
+  ALTER TABLE jobs ADD COLUMN host_id TEXT;
+  CREATE INDEX jobs_host ON jobs(host_id, state);
+  CREATE TABLE hosts (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    heartbeat_at  TEXT NOT NULL,
+    stopped_at    TEXT
+  );
+  CREATE TABLE boards (
+    device_id     TEXT PRIMARY KEY,
+    host_id       TEXT NOT NULL,
+    doc           TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+  );
+  CREATE INDEX boards_host ON boards(host_id);
+  `,
 ];

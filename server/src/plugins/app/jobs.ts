@@ -43,7 +43,7 @@ export default fp(
       await fastify.devices.close();
       await jobs.drain();
       await fastify.energy.close();
-      fastify.store.close();
+      await fastify.store.close();
     });
   },
   { name: 'jobs', dependencies: ['config', 'store', 'services', 'devices'] },

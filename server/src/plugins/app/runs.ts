@@ -12,7 +12,7 @@ declare module 'fastify' {
 export default fp(
   async (fastify) => {
     const runs = new RunService(fastify.rig);
-    const interrupted = runs.recover();
+    const interrupted = await runs.recover();
     if (interrupted.length) fastify.log.warn({ runs: interrupted }, 'runs interrupted by a stop of the daemon are marked so, with the stages they finished');
     runs.schedule();
     fastify.decorate('runs', runs);
