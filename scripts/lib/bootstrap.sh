@@ -14,6 +14,7 @@ TINYRIG_APT_PACKAGES=(
   valgrind socat udev curl jq chromium
   iproute2 # ip and tc: the multi-host tests' network namespaces
   dataset-fashion-mnist
+  postgresql # initdb and postgres: tests start throwaway clusters of the shared store (tools/proc/postgres.ts)
 )
 
 say() { printf '\033[1m[tinyrig]\033[0m %s\n' "$*" >&2; }
