@@ -77,10 +77,10 @@ export interface PgClusterOptions {
   database?: string;
 }
 
-// clusters still running when the test process exits are killed with it
-const live = new Set<PgCluster>();
+// clusters not destroyed when the test process exits (a failed hook, a crash) go with it
+const undestroyed = new Set<PgCluster>();
 process.once('exit', () => {
-  for (const c of live) c.killSync();
+  for (const c of undestroyed) c.destroySync();
 });
 
 export class PgCluster {
@@ -106,6 +106,7 @@ export class PgCluster {
     if (!avail.ok) throw new Error(avail.reason);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinyrig-pg-'));
     const cluster = new PgCluster(avail.binDir, dir, await freePort(), opts);
+    undestroyed.add(cluster);
     try {
       await cluster.init();
       await cluster.start();
@@ -179,7 +180,6 @@ export class PgCluster {
     const child = spawn(path.join(this.binDir, 'postgres'), this.serverArgs(), { ...this.spawnOpts(), cwd: this.dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.out = collectOutput(child);
-    live.add(this);
     try {
       await waitForOutput(child, this.out, /database system is ready to accept connections/, { timeoutMs });
     } catch (err) {
@@ -204,8 +204,8 @@ export class PgCluster {
     await this.signal('SIGKILL', true);
   }
 
-  /** For the exit hook: no waiting. */
-  killSync(): void {
+  /** For the exit hook, where nothing can be awaited: SIGKILL and remove. */
+  destroySync(): void {
     if (this.child?.pid && this.running) {
       try {
         process.kill(-this.child.pid, 'SIGKILL');
@@ -213,7 +213,8 @@ export class PgCluster {
         // gone already
       }
     }
-    live.delete(this);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    undestroyed.delete(this);
   }
 
   private async signal(sig: NodeJS.Signals, group = false): Promise<void> {
@@ -223,7 +224,6 @@ export class PgCluster {
     if (group) process.kill(-child.pid!, sig);
     else child.kill(sig);
     await gone;
-    live.delete(this);
   }
 
   /** Makes a database in the cluster; returns its URL. */
@@ -248,5 +248,6 @@ export class PgCluster {
   async destroy(): Promise<void> {
     await this.kill();
     fs.rmSync(this.dir, { recursive: true, force: true });
+    undestroyed.delete(this);
   }
 }
