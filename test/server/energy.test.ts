@@ -44,15 +44,15 @@ describe('energy', () => {
     expect(ma.energyBetween(5000, 6000)).toBeCloseTo(6.6 * 1000, 6);
   });
 
-  it('uses a measured figure when a meter covers the step, else the estimate', () => {
+  it('uses a measured figure when a meter covers the step, else the estimate', async () => {
     const svc = new EnergyService(boards, pino({ level: 'silent' }));
     const entry = { id: 'm4-0', path: '/dev/null', powerBoard: 'nrf52840dk/nrf52840' };
-    const est = svc.figures(entry, 'qemu-mps2-an386', 'instructions', [64_000_000], 0, 10);
+    const est = await svc.figures(entry, 'qemu-mps2-an386', 'instructions', [64_000_000], 0, 10);
     expect(est[0]).toMatchObject({ source: 'estimated' });
     expect(svc.info(entry).source).toBe('estimated');
     const meter: PowerMeter = { label: 'test meter', energyBetween: (a, b) => (b - a) * 5, close: async () => undefined };
     svc.setMeter('m4-0', meter);
-    const meas = svc.figures(entry, 'qemu-mps2-an386', 'instructions', [100, 300], 1000, 1100);
+    const meas = await svc.figures(entry, 'qemu-mps2-an386', 'instructions', [100, 300], 1000, 1100);
     expect(meas.map((f) => f!.source)).toEqual(['measured', 'measured']);
     expect(meas[0]!.uj).toBeCloseTo(125, 6);
     expect(meas[1]!.uj).toBeCloseTo(375, 6);

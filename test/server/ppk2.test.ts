@@ -174,8 +174,10 @@ describe('PPK2 meter against the simulator over a PTY (a simulator, not hardware
     ];
     const started = Date.now();
     const truth = await sim.pulses(asked, 10);
-    await sleep(50);
-    const { figures, reason } = meter.stepFigures([1, 1, 1, 1], started, Date.now());
+    // the meter's stream lags our clock: covered() waits for it, as the daemon does after each TRAIN
+    const ended = Date.now();
+    await meter.covered(ended, 2000);
+    const { figures, reason } = meter.stepFigures([1, 1, 1, 1], started, ended);
     expect(reason).toBeNull();
     const rows = truth.map((t, i) => ({ widthMs: asked[i]!.widthMs, mA: t.currentMa, truthUj: t.uj, measuredUj: figures[i]!.uj, errPct: (100 * (figures[i]!.uj - t.uj)) / t.uj }));
     console.log('PPK2 simulator pulses, measured vs truth:\n' + rows.map((r) => `  ${r.widthMs} ms @ ${r.mA} mA: truth ${r.truthUj.toFixed(3)} µJ, measured ${r.measuredUj.toFixed(3)} µJ (${r.errPct.toFixed(3)} %)`).join('\n'));
@@ -194,8 +196,9 @@ describe('PPK2 meter against the simulator over a PTY (a simulator, not hardware
     const started = Date.now();
     sim.vddMv = 1800; // the simulator's supply for its truth figure: the board's own
     const [t] = await sim.pulses([{ widthMs: 15, currentMa: 7 }]);
-    await sleep(40);
-    const { figures } = meter.stepFigures([1], started, Date.now());
+    const ended = Date.now();
+    await meter.covered(ended, 2000);
+    const { figures } = meter.stepFigures([1], started, ended);
     expect(Math.abs(figures[0]!.uj - t!.uj) / t!.uj).toBeLessThan(0.01); // 7 mA × 1.8 V × 15 ms = 189 µJ
   });
 

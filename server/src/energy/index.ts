@@ -57,18 +57,19 @@ export class EnergyService {
    * counters; without meter coverage each record is estimated on its own.
    * A marker meter (PPK2) measures each record from its own pulse instead.
    */
-  figures(
+  async figures(
     entry: DeviceEntry,
     reportedBoard: string | undefined,
     unit: string,
     counters: number[],
     startMs: number,
     endMs: number,
-  ): (EnergyFigure | null)[] {
+  ): Promise<(EnergyFigure | null)[]> {
     const meter = this.meters.get(entry.id);
     const model = this.powerModel(entry, reportedBoard);
     if (meter && isStepMeter(meter)) {
-      // one marker pulse per step; a step whose pulse is uncertain keeps its estimate
+      // one marker pulse per step, once the meter's stream has caught up with the answer; a step whose pulse is uncertain keeps its estimate
+      await meter.covered(endMs, 1000);
       const { figures, reason } = meter.stepFigures(counters, startMs, endMs);
       if (reason) this.log.warn({ deviceId: entry.id, steps: counters.length, reason }, 'steps not measured; energy is estimated');
       return counters.map((c, i) => figures[i] ?? estimateStepEnergy(c, unit, model));

@@ -20,6 +20,12 @@ export interface PowerMeter {
 export interface StepMeter extends PowerMeter {
   /** False while the meter cannot measure (unplugged): steps are estimated. */
   readonly available: boolean;
+  /**
+   * Resolves once the meter's own stream has reached `untilMs` (its samples
+   * lag the board's answer), or after `timeoutMs`: then stepFigures sees
+   * every pulse of the steps that ended before it.
+   */
+  covered(untilMs: number, timeoutMs: number): Promise<void>;
   /** One figure per step, or nulls and the reason when the steps cannot be told apart with certainty. */
   stepFigures(counters: number[], startMs: number, endMs: number): { figures: (EnergyFigure | null)[]; reason: string | null };
 }

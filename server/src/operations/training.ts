@@ -213,7 +213,7 @@ async function trainChunk(
   );
   const ended = Date.now();
   const unit = board.hello!.counter;
-  const energy = rig.energy.figures(board.entry, board.hello!.board, unit, res.records.map((r) => r.counter), started, ended);
+  const energy = await rig.energy.figures(board.entry, board.hello!.board, unit, res.records.map((r) => r.counter), started, ended);
   const rows: StepRecord[] = res.records.map((r, i) => ({
     deviceId: board.id,
     jobId: ctx?.id ?? null,

@@ -133,6 +133,14 @@ export class Ppk2Meter implements StepMeter {
     }
   }
 
+  async covered(untilMs: number, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    const slack = this.opts.slackMs ?? 25;
+    while (this.available && (this.stream?.lastMs ?? -Infinity) < untilMs + slack && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   stepFigures(counters: number[], startMs: number, endMs: number): { figures: (EnergyFigure | null)[]; reason: string | null } {
     const s = this.stream;
     const view = s
