@@ -10,7 +10,7 @@
 // (a main loop that never comes back) is the board's own watchdog's to catch:
 // it reports EVENT WATCHDOG and ends QEMU, which restarts it here.
 //
-//   scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir var/rig] [--skip-missing]
+//   scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir var/rig] [--skip-missing] [--id-prefix P]
 //                     [--hang-timeout-ms MS] [--watchdog-ms MS]
 //     --skip-missing: boards whose firmware or emulator is absent are left out
 //     (said so on stderr) instead of failing the whole rig.
@@ -77,7 +77,7 @@ const log = (msg: string, fields: Record<string, unknown> = {}): void => {
 
 function usage(code: number): never {
   process.stderr.write(
-    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing] [--hang-timeout-ms MS] [--watchdog-ms MS]\n' +
+    'usage: scripts/rig start [--m0plus N] [--m4 N] [--m7 N] [--twin N] [--dir DIR] [--skip-missing] [--hang-timeout-ms MS] [--watchdog-ms MS] [--id-prefix P]\n' +
       '       scripts/rig stop [--dir DIR]\n' +
       '       scripts/rig status [--dir DIR]\n',
   );
@@ -92,6 +92,8 @@ interface Args {
   hangMs: number;
   /** QEMU watchdog period in ms; 0: the firmware's default. */
   watchdogMs: number;
+  /** Put before every board id (unique ids across the rig hosts of one fleet). */
+  idPrefix: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -102,6 +104,8 @@ function parseArgs(argv: string[]): Args {
   let skipMissing = false;
   let hangMs = 30_000;
   let watchdogMs = 0;
+  // rig hosts sharing one fleet need board ids unique across hosts: rig-a-m4-0, rig-b-m4-0
+  let idPrefix = '';
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     if (flag === '--skip-missing') {
@@ -111,7 +115,10 @@ function parseArgs(argv: string[]): Args {
     const value = rest[++i];
     if (value === undefined) usage(2);
     if (flag === '--dir') dir = path.resolve(value);
-    else if (flag === '--hang-timeout-ms') {
+    else if (flag === '--id-prefix') {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/.test(value)) throw new Error(`--id-prefix wants letters, digits, _ . - (up to 32), got '${value}'`);
+      idPrefix = value;
+    } else if (flag === '--hang-timeout-ms') {
       hangMs = Number(value);
       if (!Number.isInteger(hangMs) || hangMs < 1_000) throw new Error(`--hang-timeout-ms wants at least 1000, got '${value}'`);
     } else if (flag === '--watchdog-ms') {
@@ -123,7 +130,7 @@ function parseArgs(argv: string[]): Args {
       counts[flag.slice(2)] = n;
     } else usage(2);
   }
-  return { cmd, dir, counts, skipMissing, hangMs, watchdogMs };
+  return { cmd, dir, counts, skipMissing, hangMs, watchdogMs, idPrefix };
 }
 
 function onPath(cmd: string): boolean {
@@ -438,7 +445,7 @@ function rigOf(dir: string, pid: number): boolean {
   return real(theirs) === real(dir);
 }
 
-async function start({ dir, counts, skipMissing, hangMs, watchdogMs }: Args): Promise<void> {
+async function start({ dir, counts, skipMissing, hangMs, watchdogMs, idPrefix }: Args): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const pidFile = path.join(dir, 'rig.pid');
   if (fs.existsSync(pidFile)) {
@@ -449,6 +456,7 @@ async function start({ dir, counts, skipMissing, hangMs, watchdogMs }: Args): Pr
   const devicesFile = path.join(dir, 'devices.json');
   fs.rmSync(devicesFile, { force: true });
   const list = specs(dir, counts, skipMissing, watchdogMs);
+  for (const s of list) s.entry.id = `${idPrefix}${s.entry.id}`;
   if (list.length === 0) throw new Error('no boards asked for: give --m0plus, --m4, --m7 or --twin a count (or RIG_ZEPHYR an image)');
   writeAtomic(pidFile, String(process.pid));
 

@@ -18,6 +18,7 @@ import devicesPlugin from './plugins/app/devices.js';
 import jobsPlugin from './plugins/app/jobs.js';
 import runsPlugin from './plugins/app/runs.js';
 import authPlugin from './plugins/app/auth.js';
+import hostsPlugin from './plugins/app/hosts.js';
 import healthRoutes from './routes/health.js';
 import deviceRoutes from './routes/devices.js';
 import jobRoutes from './routes/jobs.js';
@@ -72,6 +73,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(devicesPlugin, { opener: opts.opener });
   await fastify.register(jobsPlugin);
   await fastify.register(runsPlugin);
+  await fastify.register(hostsPlugin);
 
   fastify.setErrorHandler((err, req, reply) => {
     const rig = normalizeError(err);

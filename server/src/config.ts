@@ -123,6 +123,8 @@ export const Config = Type.Object({
   /** A run's reservation of its boards lasts this long unless renewed (it renews a third of the way). */
   runLeaseMs: Type.Integer({ minimum: 1000 }),
   datasetDir: Type.String(),
+  /** Uploaded datasets; rig hosts sharing a store should share this directory too (e.g. an NFS mount). */
+  uploadsDir: Type.String(),
   /** Persist the SQLite store with fsync on every commit (off in tests: faster). */
   durable: Type.Boolean(),
   /** postgres://… : share one PostgreSQL with other rig hosts (one fleet); absent: SQLite in varDir, this host alone. */
@@ -220,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       .map((s) => ({ suite: s.slice(0, s.indexOf('@')), cron: s.slice(s.indexOf('@') + 1) })),
     runLeaseMs: envInt(env.TINYRIG_RUN_LEASE_MS, 60_000),
     datasetDir: env.TINYRIG_DATASETS ?? '/usr/share/datasets',
+    uploadsDir: path.resolve(env.TINYRIG_UPLOADS ?? path.join(varDir, 'datasets')),
     durable: envBool(env.TINYRIG_DURABLE, true),
     databaseUrl: env.TINYRIG_DATABASE_URL || undefined,
     hostId: env.TINYRIG_HOST_ID ?? os.hostname().split('.')[0],

@@ -73,6 +73,9 @@ export const Errors = {
   TOOL_MISSING: createError('TR_TOOL_MISSING', 'the model tool is not built (make -C firmware)', 503),
   DEVICE_TIMEOUT: createError('TR_DEVICE_TIMEOUT', 'the device did not answer in time', 504),
   DEVICE_DISCONNECTED: createError('TR_DEVICE_DISCONNECTED', 'the device link was lost', 503),
+  HOST_OFFLINE: createError('TR_HOST_OFFLINE', 'the rig host that owns the device is offline', 503),
+  HOST_TIMEOUT: createError('TR_HOST_TIMEOUT', 'the rig host that owns the device did not answer in time', 504),
+  STORE_UNREACHABLE: createError('TR_STORE_UNREACHABLE', 'this host cannot reach the shared store; it takes no new work until it can', 503),
 } as const;
 
 export type ErrorCode = (typeof Errors)[keyof typeof Errors]['code'];

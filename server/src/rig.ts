@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { Datasets } from './datasets/index.js';
 import type { DeviceRegistry } from './devices/registry.js';
 import type { EnergyService } from './energy/index.js';
+import type { Fleet } from './hosts/fleet.js';
 import type { BoardJobs } from './jobs/board-jobs.js';
 import type { JobRunner } from './jobs/runner.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -32,4 +33,6 @@ export interface Rig {
   models: ModelCatalog;
   datasets: Datasets;
   metrics: RigMetrics;
+  /** The other rig hosts sharing the store (PostgreSQL); null when this host is alone (SQLite). */
+  fleet: Fleet | null;
 }

@@ -15,6 +15,7 @@ const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
 
 interface Service {
   build?: { context: string; dockerfile: string };
+  depends_on?: Record<string, { condition: string }>;
   image?: string;
   profiles?: string[];
   ports?: string[];
@@ -31,24 +32,57 @@ interface Compose {
 
 const compose = parse(composeText, { merge: true }) as Compose;
 
-/** Compose variable interpolation with defaults only (`${X:-d}`, `$$` → `$`). */
+/** Compose variable interpolation with defaults only (`${X:-d}`, `$$` → `$`); a required `${X:?msg}` becomes `<X>`. */
 function interpolate(s: string): string {
-  return s.replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name, dflt) => dflt ?? '').replace(/\$\$/g, '$');
+  return s
+    .replace(/\$\{(\w+):\?[^}]*\}/g, (_m, name: string) => `<${name}>`)
+    .replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name, dflt) => dflt ?? '')
+    .replace(/\$\$/g, '$');
 }
 
+/** The services that run the daemon (built from the Dockerfile); postgres is the shared store's server. */
+const daemons = Object.entries(compose.services).filter(([, s]) => s.build);
+
 describe('docker-compose.yml', () => {
-  it('has the daemon service by default and the emulated rig under the emulated profile', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['daemon', 'emulated']);
+  it('has the daemon service by default, the emulated rig under emulated, PostgreSQL and two rig hosts under fleet', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['daemon', 'emulated', 'postgres', 'rig-a', 'rig-b']);
     expect(compose.services.daemon.profiles).toBeUndefined();
     expect(compose.services.emulated.profiles).toEqual(['emulated']);
-    for (const s of Object.values(compose.services)) {
-      expect(s.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+    for (const name of ['postgres', 'rig-a', 'rig-b']) expect(compose.services[name].profiles).toEqual(['fleet']);
+    expect(daemons.map(([n]) => n).sort()).toEqual(['daemon', 'emulated', 'rig-a', 'rig-b']);
+    for (const [, s] of daemons) expect(s.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+  });
+
+  it('makes the fleet hosts one fleet: the same PostgreSQL and token, their own host ids and board ids, shared uploads', () => {
+    const pg = compose.services.postgres;
+    expect(pg.image).toMatch(/^postgres:\d+/);
+    expect(pg.healthcheck!.test).toContain('pg_isready');
+    expect(pg.volumes!.map((v) => v.split(':')[1])).toContain('/var/lib/postgresql/data');
+    expect(interpolate(pg.ports![0]).split(':')[0]).toBe('127.0.0.1');
+    const hosts = ['rig-a', 'rig-b'].map((n) => compose.services[n]);
+    const urls = hosts.map((h) => interpolate(h.environment!.TINYRIG_DATABASE_URL));
+    expect(urls[0]).toBe(urls[1]);
+    const url = new URL(urls[0]);
+    expect(url.hostname).toBe('postgres');
+    expect(url.pathname).toBe(`/${pg.environment!.POSTGRES_DB}`);
+    expect(url.username).toBe(pg.environment!.POSTGRES_USER);
+    expect(hosts[0].environment!.TINYRIG_TOKEN).toBe(hosts[1].environment!.TINYRIG_TOKEN);
+    expect(new Set(hosts.map((h) => h.environment!.TINYRIG_HOST_ID)).size).toBe(2);
+    for (const [i, h] of hosts.entries()) {
+      const id = h.environment!.TINYRIG_HOST_ID;
+      expect(h.environment!.TINYRIG_HOST_URL).toBe(`http://${['rig-a', 'rig-b'][i]}:8080`);
+      expect(h.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+      // board ids carry the host id, so two hosts' m4-0 are two boards of the fleet
+      expect(interpolate(h.command![2])).toContain('--id-prefix "$TINYRIG_HOST_ID-"');
+      expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
+      const uploads = h.volumes!.map((v) => v.split(':')).find((v) => v[1] === h.environment!.TINYRIG_UPLOADS);
+      expect(uploads?.[0]).toBe('tinyrig-uploads');
     }
   });
 
   it('publishes every port on 127.0.0.1 only, on distinct host ports', () => {
     const hostPorts: string[] = [];
-    for (const [name, s] of Object.entries(compose.services)) {
+    for (const [name, s] of daemons) {
       expect(s.ports, name).toBeDefined();
       for (const p of s.ports!) {
         const parts = interpolate(p).split(':');
@@ -65,7 +99,7 @@ describe('docker-compose.yml', () => {
 
   it('keeps the state directory on a declared named volume, one per daemon', () => {
     const used = new Set<string>();
-    for (const [name, s] of Object.entries(compose.services)) {
+    for (const [name, s] of daemons) {
       const varDir = s.environment!.TINYRIG_VAR;
       expect(varDir, name).toBe('/app/var');
       const mount = s.volumes!.map((v) => interpolate(v).split(':')).find((v) => v[1] === varDir);

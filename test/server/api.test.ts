@@ -17,7 +17,7 @@ describe('daemon API without boards', () => {
     app = await buildApp();
     const health = await app.inject({ method: 'GET', url: '/v1/health' });
     expect(health.statusCode).toBe(200);
-    expect(health.json()).toMatchObject({ status: 'ok', devices: { total: 0, online: 0 }, store: { schema: 7 } });
+    expect(health.json()).toMatchObject({ status: 'ok', devices: { total: 0, online: 0 }, store: { engine: 'sqlite', schema: 7, reachable: true } });
     const docs = await app.inject({ method: 'GET', url: '/docs/json' });
     expect(docs.statusCode).toBe(200);
     const paths = Object.keys(docs.json().paths);

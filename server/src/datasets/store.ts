@@ -26,6 +26,16 @@ export interface SampleSlice {
 
 const TMP = '.tmp';
 
+/** A stored dataset's meta.json, or null when the directory holds none (or another's). */
+function readMeta(dir: string, sha256: string): StoredDataset | null {
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as StoredDataset;
+    return meta.sha256 === sha256 && typeof meta.name === 'string' ? meta : null;
+  } catch {
+    return null; // a directory without readable meta.json is not a dataset
+  }
+}
+
 export class DatasetStore {
   private index: Map<string, StoredDataset> | null = null;
 
@@ -39,12 +49,8 @@ export class DatasetStore {
     fs.rmSync(path.join(this.dir, TMP), { recursive: true, force: true });
     for (const entry of fs.readdirSync(this.dir, { withFileTypes: true })) {
       if (!entry.isDirectory() || !/^[0-9a-f]{64}$/.test(entry.name)) continue;
-      try {
-        const meta = JSON.parse(fs.readFileSync(path.join(this.dir, entry.name, 'meta.json'), 'utf8')) as StoredDataset;
-        if (meta.sha256 === entry.name && typeof meta.name === 'string') index.set(meta.name, meta);
-      } catch {
-        // a directory without readable meta.json is not a dataset
-      }
+      const meta = readMeta(path.join(this.dir, entry.name), entry.name);
+      if (meta) index.set(meta.name, meta);
     }
     this.index = index;
     return index;
@@ -55,12 +61,31 @@ export class DatasetStore {
   }
 
   get(name: string): StoredDataset | undefined {
-    return this.load().get(name);
+    return this.load().get(name) ?? this.rescan()?.get(name);
   }
 
   bySha(sha256: string): StoredDataset | undefined {
-    for (const d of this.load().values()) if (d.sha256 === sha256) return d;
-    return undefined;
+    const find = (m: Map<string, StoredDataset> | undefined): StoredDataset | undefined => [...(m?.values() ?? [])].find((d) => d.sha256 === sha256);
+    return find(this.load()) ?? find(this.rescan());
+  }
+
+  private lastScan = 0;
+
+  /**
+   * The directory read again (at most once a second): another rig host may
+   * have added a dataset to a directory the hosts share (TINYRIG_UPLOADS).
+   */
+  private rescan(): Map<string, StoredDataset> | undefined {
+    if (Date.now() - this.lastScan < 1000) return undefined;
+    this.lastScan = Date.now();
+    const index = new Map<string, StoredDataset>();
+    for (const entry of fs.readdirSync(this.dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !/^[0-9a-f]{64}$/.test(entry.name)) continue;
+      const meta = readMeta(path.join(this.dir, entry.name), entry.name);
+      if (meta) index.set(meta.name, meta);
+    }
+    this.index = index;
+    return index;
   }
 
   /** A fresh scratch directory with an empty `out/` for one upload; remove it with discard(). */

@@ -1,7 +1,12 @@
 // Fleet rollback: resolve each board's target (one snapshot, or its own
 // last-good), roll the canary boards back one by one, then the rest in
-// parallel; stop starting boards once failures exceed the limit.
+// parallel; stop starting boards once failures exceed the limit. With a
+// shared store the fleet spans hosts: a board of another host is rolled back
+// by that host (through its queue), at most fleetConcurrency at once per host,
+// and failures are counted fleet-wide.
 import type { Board } from '../devices/board.js';
+import type { FleetBoard } from '../hosts/presence.js';
+import { matchesSelector } from '../routes/views.js';
 import { Errors, RigError } from '../errors.js';
 import { JobFailure, type JobContext } from '../jobs/runner.js';
 import type { Rig } from '../rig.js';
@@ -26,7 +31,10 @@ export interface FleetRollbackParams {
 export interface FleetDeviceResult {
   deviceId: string;
   phase: 'canary' | 'fleet';
-  state: 'succeeded' | 'failed' | 'skipped';
+  /** unknown: its host stopped answering while it had the request (counted as a failure). */
+  state: 'succeeded' | 'failed' | 'skipped' | 'unknown';
+  /** The rig host that owns the board. */
+  host: string;
   snapshotId: string | null;
   before: string | null;
   after: string | null;
@@ -59,19 +67,54 @@ export async function lastGood(rig: Rig, board: Board, slice?: EvalSlice): Promi
   return found;
 }
 
-export async function resolveFleet(rig: Rig, p: FleetRollbackParams): Promise<Board[]> {
+/** A board of the fleet: this host's (board) or another's (remote). */
+export interface FleetTarget {
+  id: string;
+  host: string;
+  board?: Board;
+  remote?: FleetBoard;
+}
+
+export async function resolveFleet(rig: Rig, p: FleetRollbackParams): Promise<FleetTarget[]> {
   const sel = p.selector;
   if (!sel.devices && !sel.board && !sel.tag) throw Errors.BAD_REQUEST('selector needs devices, board or tag');
-  const boards = rig.devices.select(sel);
-  if (boards.length === 0) throw Errors.DEVICE_NOT_FOUND('the selector matches no device');
+  const here = rig.config.hostId;
+  const remote = rig.fleet ? await rig.fleet.remoteBoards() : [];
+  let targets: FleetTarget[];
+  if (sel.devices) {
+    // explicit ids keep the caller's order (it decides which boards are canaries)
+    targets = [...new Set(sel.devices)].map((id) => {
+      if (rig.devices.has(id)) return { id, host: here, board: rig.devices.get(id) };
+      const r = remote.find((b) => b.deviceId === id);
+      if (!r) throw Errors.DEVICE_NOT_FOUND(`no device '${id}' on any host`);
+      return { id, host: r.hostId, remote: r };
+    });
+    targets = targets.filter((t) => (t.board ? rig.devices.select({ ...sel, devices: [t.id] }).length > 0 : matchesSelector(t.remote!.doc, sel)));
+  } else {
+    targets = [
+      ...rig.devices.select(sel).map((b) => ({ id: b.id, host: here, board: b })),
+      ...remote.filter((b) => matchesSelector(b.doc, sel)).map((b) => ({ id: b.deviceId, host: b.hostId, remote: b })),
+    ];
+  }
+  if (targets.length === 0) throw Errors.DEVICE_NOT_FOUND('the selector matches no device');
   if (p.to !== 'last-good' && !(await rig.store.getSnapshot(p.to))) throw Errors.SNAPSHOT_NOT_FOUND(`no snapshot '${p.to}'`);
-  return boards;
+  return targets;
+}
+
+const weightsOf = (t: FleetTarget): string | null =>
+  t.board ? (t.board.model?.weightsSha256 ?? null) : (((t.remote!.doc.model as { weightsSha256?: string } | null)?.weightsSha256) ?? null);
+
+interface RemoteRollback {
+  snapshotId: string;
+  sha256: string;
+  before: string | null;
+  verified: boolean;
 }
 
 const asError = (err: unknown): { code: string; message: string } =>
   err instanceof RigError ? { code: err.code, message: err.message } : { code: 'TR_INTERNAL', message: (err as Error)?.message ?? String(err) };
 
-export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollbackParams, boards: Board[]): Promise<unknown> {
+export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollbackParams, boards: FleetTarget[]): Promise<unknown> {
   const canary = Math.min(p.canary ?? 0, boards.length);
   const maxFailures = p.maxFailures ?? 0;
   const results: FleetDeviceResult[] = [];
@@ -87,19 +130,17 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     succeeded: results.filter((r) => r.state === 'succeeded').length,
     failed: failures,
     skipped: results.filter((r) => r.state === 'skipped').length,
+    unknown: results.filter((r) => r.state === 'unknown').length,
     pending: boards.length - results.length,
     halted,
+    hosts: [...new Set(boards.map((b) => b.host))].sort(),
     ms: Date.now() - started,
     ...extra,
     devices: [...results].sort((a, b) => order.get(a.deviceId)! - order.get(b.deviceId)!),
   });
 
-  const one = async (board: Board, phase: 'canary' | 'fleet'): Promise<FleetDeviceResult> => {
-    const t0 = Date.now();
-    const r: FleetDeviceResult = {
-      deviceId: board.id, phase, state: 'failed', snapshotId: null, before: board.model?.weightsSha256 ?? null,
-      after: null, verified: false, error: null, ms: 0,
-    };
+  /** This host's board: its lease, then the rollback verified. */
+  const local = async (board: Board, r: FleetDeviceResult): Promise<void> => {
     let release: (() => void) | null = null;
     try {
       const snap = p.to === 'last-good' ? await lastGood(rig, board, p.goodSlice) : (await rig.store.getSnapshot(p.to))!;
@@ -107,12 +148,37 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
       release = await rig.boardJobs.lease(board, ctx.id, ctx.actor);
       const out = await rollbackBoard(rig, board, snap);
       Object.assign(r, { state: 'succeeded', before: out.before, after: out.sha256, verified: true });
-    } catch (err) {
-      r.error = asError(err);
-      r.after = board.model?.weightsSha256 ?? null;
-      failures++;
     } finally {
       release?.();
+      if (r.state !== 'succeeded') r.after = board.model?.weightsSha256 ?? null;
+    }
+  };
+
+  /** Another host's board: that host rolls it back (its own lease, its own checks) and says how it went. */
+  const remote = async (t: FleetTarget, r: FleetDeviceResult): Promise<void> => {
+    const body = { snapshotId: p.to, ...(p.to === 'last-good' && p.goodSlice ? { goodSlice: p.goodSlice } : {}) };
+    const out = await rig.fleet!.json<RemoteRollback>(t.host, 'POST', `/v1/devices/${encodeURIComponent(t.id)}/rollback`, body, {
+      actor: ctx.actor,
+      role: 'operator',
+    });
+    Object.assign(r, { state: 'succeeded', snapshotId: out.snapshotId, before: out.before, after: out.sha256, verified: out.verified });
+  };
+
+  const one = async (t: FleetTarget, phase: 'canary' | 'fleet'): Promise<FleetDeviceResult> => {
+    const t0 = Date.now();
+    const r: FleetDeviceResult = {
+      deviceId: t.id, host: t.host, phase, state: 'failed', snapshotId: null, before: weightsOf(t),
+      after: null, verified: false, error: null, ms: 0,
+    };
+    try {
+      await (t.board ? local(t.board, r) : remote(t, r));
+    } catch (err) {
+      r.error = asError(err);
+      // the host went away holding the request: the board may or may not have been rolled back
+      if (r.error.code === 'TR_HOST_OFFLINE' && (err as RigError).details && ((err as RigError).details as { unknown?: boolean }).unknown) r.state = 'unknown';
+      else r.state = 'failed';
+      failures++;
+    } finally {
       r.ms = Date.now() - t0;
     }
     results.push(r);
@@ -123,9 +189,9 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
     return r;
   };
 
-  const skip = (board: Board, phase: 'canary' | 'fleet'): void => {
+  const skip = (t: FleetTarget, phase: 'canary' | 'fleet'): void => {
     const r: FleetDeviceResult = {
-      deviceId: board.id, phase, state: 'skipped', snapshotId: null, before: board.model?.weightsSha256 ?? null,
+      deviceId: t.id, host: t.host, phase, state: 'skipped', snapshotId: null, before: weightsOf(t),
       after: null, verified: false, error: null, ms: 0,
     };
     results.push(r);
@@ -147,19 +213,25 @@ export async function runFleetRollback(rig: Rig, ctx: JobContext, p: FleetRollba
   if (halted) {
     for (const b of rest) skip(b, 'fleet');
   } else {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < rest.length) {
-        const b = rest[next++];
-        if (failures > maxFailures) {
-          halted = true;
-          skip(b, 'fleet');
-          continue;
+    // each host's boards by their own workers: one host's slow links never hold another's back
+    const byHost = new Map<string, FleetTarget[]>();
+    for (const b of rest) byHost.set(b.host, [...(byHost.get(b.host) ?? []), b]);
+    const pools = [...byHost.values()].map(async (list) => {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < list.length) {
+          const b = list[next++];
+          if (failures > maxFailures) {
+            halted = true;
+            skip(b, 'fleet');
+            continue;
+          }
+          await one(b, 'fleet');
         }
-        await one(b, 'fleet');
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(rig.config.fleetConcurrency, rest.length) }, worker));
+      };
+      await Promise.all(Array.from({ length: Math.min(rig.config.fleetConcurrency, list.length) }, worker));
+    });
+    await Promise.all(pools);
     if (failures > maxFailures) halted = true;
   }
 

@@ -9,6 +9,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Cron } from 'croner';
 import type { Board } from '../devices/board.js';
+import type { FleetBoard } from '../hosts/presence.js';
+import { matchesSelector } from '../routes/views.js';
 import { Errors, RigError } from '../errors.js';
 import type { JobContext } from '../jobs/runner.js';
 import { deployModel, takeSnapshot } from '../operations/snapshots.js';
@@ -75,10 +77,19 @@ interface LiveRun {
   done: Promise<void>;
 }
 
+/** A board of a run: this host's (board), or another host's (remote), whose part that host runs. */
+interface RunTarget {
+  id: string;
+  board?: Board;
+  remote?: FleetBoard;
+}
+
 export class RunService {
   readonly suites: Suites;
   private readonly live = new Map<string, LiveRun>();
   private readonly crons: Cron[] = [];
+  /** Docs of board parts run here for a run another host started: that host keeps the run's record. */
+  private readonly ephemeral = new WeakSet<RunView>();
 
   constructor(private readonly rig: Rig) {
     this.suites = new Suites(rig.config.suitesDir);
@@ -167,13 +178,12 @@ export class RunService {
   /** Checks the suite and its boards, reserves them, and starts the run. */
   async start(suiteName: string, trigger: RunView['trigger'], actor: string | null): Promise<RunView> {
     const suite = this.suites.get(suiteName);
-    const boards = this.selectBoards(suite);
+    const boards = await this.selectBoards(suite);
     const id = newId('run');
     const holder = `run:${id}`;
     // a reservation for the whole run: other users get 409 naming the run until it ends
     const lease = await this.rig.boardJobs.reservations.reserve(boards.map((b) => b.id), holder, this.rig.config.runLeaseMs, `suite ${suite.name}`);
     const baselineRunId = await this.rig.store.baselineOf(suite.name);
-    const stages: StageName[] = [...(this.needsFirmware(suite) ? (['flash'] as const) : []), 'deploy', 'train', 'evaluate', 'snapshot'];
     const doc: RunView = {
       id,
       suite: suite.name,
@@ -185,18 +195,11 @@ export class RunService {
       finishedAt: null,
       baselineRunId,
       isBaseline: false,
-      boards: boards.map((b) => ({
-        deviceId: b.id,
-        board: b.hello?.board ?? b.entry.board ?? null,
-        class: b.entry.class ?? null,
-        state: 'pending',
-        failure: null,
-        stages: [...stages, ...(suite.golden === false ? [] : (['golden'] as const))].map((name) => ({
-          name, state: 'pending', startedAt: null, ms: null, jobId: null, error: null,
-        })),
-        figures: emptyFigures(),
-        checks: [],
-      })),
+      boards: boards.map((t) =>
+        t.board
+          ? this.boardRun(suite, t.id, t.board.hello?.board ?? t.board.entry.board ?? null, t.board.entry.class ?? null)
+          : this.boardRun(suite, t.id, (t.remote!.doc.board as string | null) ?? null, (t.remote!.doc.class as string | null) ?? null, t.remote!.hostId),
+      ),
       summary: { boards: boards.length, passed: 0, regressed: 0, failed: 0, regressions: [] },
     };
     await this.save(doc);
@@ -225,12 +228,40 @@ export class RunService {
     return suite.boards.some((b) => b.firmware !== undefined);
   }
 
-  private selectBoards(suite: Suite): Board[] {
-    const chosen: Board[] = [];
+  /** A board's record in a run, every stage pending. */
+  private boardRun(suite: Suite, deviceId: string, board: string | null, cls: string | null, host?: string): BoardRun {
+    const stages: StageName[] = [...(this.needsFirmware(suite) ? (['flash'] as const) : []), 'deploy', 'train', 'evaluate', 'snapshot'];
+    return {
+      deviceId,
+      ...(host ? { host } : {}),
+      board,
+      class: cls,
+      state: 'pending',
+      failure: null,
+      stages: [...stages, ...(suite.golden === false ? [] : (['golden'] as const))].map((name) => ({
+        name, state: 'pending', startedAt: null, ms: null, jobId: null, error: null,
+      })),
+      figures: emptyFigures(),
+      checks: [],
+    };
+  }
+
+  /** The suite's boards from the whole fleet: this host's first, then those of the other hosts. */
+  private async selectBoards(suite: Suite): Promise<RunTarget[]> {
+    const remote = this.rig.fleet ? (await this.rig.fleet.remoteBoards()).filter((b) => b.hostOnline) : [];
+    const chosen: RunTarget[] = [];
     for (const sel of suite.boards) {
-      const pool = this.rig.devices
-        .select({ devices: sel.ids, board: sel.class ?? sel.board, tag: sel.tag })
-        .filter((b) => !chosen.includes(b));
+      const match = { board: sel.class ?? sel.board, tag: sel.tag };
+      const localIds = sel.ids?.filter((id) => this.rig.devices.has(id) || !remote.some((r) => r.deviceId === id));
+      const candidates: RunTarget[] = [
+        ...(sel.ids && localIds!.length === 0 ? [] : this.rig.devices.select({ devices: localIds, ...match }).map((b) => ({ id: b.id, board: b }))),
+        ...remote
+          .filter((r) => (sel.ids ? sel.ids.includes(r.deviceId) && !this.rig.devices.has(r.deviceId) : true) && matchesSelector(r.doc, match))
+          .map((r) => ({ id: r.deviceId, remote: r })),
+      ];
+      // named boards in the suite's order, wherever they are
+      if (sel.ids) candidates.sort((x, y) => sel.ids!.indexOf(x.id) - sel.ids!.indexOf(y.id));
+      const pool = candidates.filter((b) => !chosen.some((c) => c.id === b.id));
       const take = pool.slice(0, sel.count ?? pool.length);
       if (take.length === 0) throw Errors.DEVICE_NOT_FOUND(`suite ${suite.name}: no board matches ${JSON.stringify(sel)}`);
       if (sel.count !== undefined && take.length < sel.count) {
@@ -242,6 +273,7 @@ export class RunService {
   }
 
   private async save(doc: RunView): Promise<void> {
+    if (this.ephemeral.has(doc)) return;
     this.summarize(doc);
     const finished = !['running', 'queued'].includes(doc.state);
     await this.rig.store.putRun(doc.id, doc.suite, doc.state, doc, finished);
@@ -382,19 +414,7 @@ export class RunService {
         f.stackPeak = stats.stackPeak || null;
         return takeSnapshot(this.rig, board, { tags: ['run', live.doc.id, suite.name], jobId: ctx.id });
       }, t.snapshot);
-      const g = b.stages.find((s) => s.name === 'golden');
-      if (g) {
-        g.state = 'running';
-        g.startedAt = new Date().toISOString();
-        f.twinSha256 = await golden;
-        f.weightsMatch = f.twinSha256 === null ? null : f.twinSha256 === f.weightsSha256;
-        g.state = f.weightsMatch === false ? 'failed' : f.weightsMatch === null ? 'skipped' : 'passed';
-        g.ms = Date.now() - Date.parse(g.startedAt);
-        if (f.weightsMatch === false) {
-          g.error = { code: 'TR_WEIGHTS_MISMATCH', message: `weights ${f.weightsSha256} differ from the host twin's ${f.twinSha256}` };
-          b.failure = { class: 'weights-mismatch', stage: 'golden', message: g.error.message };
-        }
-      }
+      await this.settleGolden(b, golden);
       b.checks = await this.check(suite, live.doc.baselineRunId, b);
       b.state = b.failure ? 'failed' : b.checks.some((c) => c.regression) ? 'regressed' : 'passed';
     } catch (err) {
@@ -405,6 +425,72 @@ export class RunService {
       for (const s of b.stages) if (s.state === 'pending' || s.state === 'running') s.state = f.failure === 'cancelled' ? 'cancelled' : 'skipped';
     }
     await this.save(live.doc);
+  }
+
+  /** The golden stage: the board's weights against the host twin's after the same stream. */
+  private async settleGolden(b: BoardRun, golden: Promise<string | null>): Promise<void> {
+    const g = b.stages.find((s) => s.name === 'golden');
+    if (!g) return;
+    const f = b.figures;
+    g.state = 'running';
+    g.startedAt = new Date().toISOString();
+    f.twinSha256 = await golden;
+    f.weightsMatch = f.twinSha256 === null || f.weightsSha256 === null ? null : f.twinSha256 === f.weightsSha256;
+    g.state = f.weightsMatch === false ? 'failed' : f.weightsMatch === null ? 'skipped' : 'passed';
+    g.ms = Date.now() - Date.parse(g.startedAt);
+    g.error = null;
+    if (f.weightsMatch === false) {
+      g.error = { code: 'TR_WEIGHTS_MISMATCH', message: `weights ${f.weightsSha256} differ from the host twin's ${f.twinSha256}` };
+      b.failure = { class: 'weights-mismatch', stage: 'golden', message: g.error.message };
+    }
+  }
+
+  /**
+   * A board of another host: that host runs its stages (as the run, which
+   * holds the board's reservation) and answers with its record; the golden
+   * comparison is made here, against this run's twin.
+   */
+  private async runRemoteBoard(live: LiveRun, suite: Suite, b: BoardRun, t: RunTarget, holder: string, golden: Promise<string | null>): Promise<void> {
+    const host = t.remote!.hostId;
+    const tm = { ...DEFAULT_TIMEOUTS_S, ...suite.timeouts };
+    b.state = 'running';
+    await this.save(live.doc);
+    try {
+      const out = await this.rig.fleet!.json<BoardRun>(
+        host,
+        'POST',
+        `/v1/runs/${live.doc.id}/boards/${encodeURIComponent(b.deviceId)}`,
+        { suite: suite.name, baselineRunId: live.doc.baselineRunId, holder },
+        { actor: holder, role: 'operator' },
+        (tm.flash + tm.deploy + tm.train + tm.evaluate + tm.snapshot) * 1000 + 60_000,
+      );
+      Object.assign(b, out, { host });
+      if (!['failed', 'cancelled'].includes(b.state as string)) {
+        await this.settleGolden(b, golden);
+        b.state = b.failure ? 'failed' : b.checks.some((c) => c.regression) ? 'regressed' : 'passed';
+      }
+    } catch (err) {
+      const f = classify(err, false);
+      b.failure = { class: f.failure, stage: null, message: `host ${host}: ${f.message}` };
+      b.state = 'failed';
+      for (const s of b.stages) if (s.state === 'pending' || s.state === 'running') s.state = 'skipped';
+    }
+    await this.save(live.doc);
+  }
+
+  /**
+   * Runs this host's board's part of a run another host started (the
+   * request came through this host's queue): its stages, figures and checks,
+   * answered as its BoardRun; the run's record stays with the host that started it.
+   */
+  async runBoardFor(runId: string, suiteName: string, deviceId: string, baselineRunId: string | null, holder: string): Promise<BoardRun> {
+    const suite = this.suites.get(suiteName);
+    const board = this.rig.devices.get(deviceId);
+    const b = this.boardRun(suite, deviceId, board.hello?.board ?? board.entry.board ?? null, board.entry.class ?? null);
+    const doc = { id: runId, suite: suite.name, baselineRunId, boards: [b] } as unknown as RunView;
+    this.ephemeral.add(doc);
+    await this.runBoard({ doc, cancelled: false, done: Promise.resolve() }, suite, b, board, holder, Promise.resolve(null));
+    return b;
   }
 
   /** Restart (emulated boards: RESET, then a HELLO with a new boot id) or run the suite's flash command. */
@@ -485,10 +571,14 @@ export class RunService {
     }
   }
 
-  private async execute(live: LiveRun, suite: Suite, boards: Board[], holder: string): Promise<void> {
+  private async execute(live: LiveRun, suite: Suite, boards: RunTarget[], holder: string): Promise<void> {
     const golden = suite.golden === false ? Promise.resolve(null) : this.golden(suite, live.doc.id, holder);
     // every board on its own: one hung board never holds up the others
-    await Promise.all(boards.map((board, i) => this.runBoard(live, suite, live.doc.boards[i], board, holder, golden)));
+    await Promise.all(
+      boards.map((t, i) =>
+        t.board ? this.runBoard(live, suite, live.doc.boards[i], t.board, holder, golden) : this.runRemoteBoard(live, suite, live.doc.boards[i], t, holder, golden),
+      ),
+    );
     await golden;
     const doc = live.doc;
     this.summarize(doc);

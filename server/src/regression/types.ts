@@ -56,6 +56,8 @@ export interface FigureCheck {
 
 export interface BoardRun {
   deviceId: string;
+  /** The rig host whose board it is, when another host than the run's ran its part. */
+  host?: string;
   board: string | null;
   class: string | null;
   state: 'pending' | 'running' | 'passed' | 'regressed' | 'failed' | 'cancelled' | 'interrupted';

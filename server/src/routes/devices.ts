@@ -34,7 +34,7 @@ import {
   Split,
   WaitQuery,
 } from './schemas.js';
-import { deviceSummary, jobView, snapshotView } from './views.js';
+import { deviceSummary, jobView, matchesSelector, remoteDeviceView, snapshotView } from './views.js';
 
 const DeviceView = Type.Object(
   {
@@ -110,7 +110,10 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       let boards = rig.devices.list();
       if (req.query.tag || req.query.board) boards = rig.devices.select({ tag: req.query.tag, board: req.query.board });
       const leases = await rig.boardJobs.reservations.active();
-      return { devices: boards.map((b) => deviceSummary(rig, b, leases)) };
+      const local = boards.map((b) => deviceSummary(rig, b, leases));
+      // with a shared store, the boards of every other host too, as their hosts last published them
+      const remote = rig.fleet ? (await rig.fleet.remoteBoards()).filter((b) => matchesSelector(b.doc, req.query)).map(remoteDeviceView) : [];
+      return { devices: [...local, ...remote] };
     },
   );
 

@@ -4,6 +4,8 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 const started = Date.now();
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // read once: migrations ran when the store opened, and health must answer while the store is out of reach
+  const schema = await fastify.store.schemaVersion();
   fastify.get(
     '/health',
     {
@@ -12,11 +14,24 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Liveness and a one-line view of the rig',
         response: {
           200: Type.Object({
-            status: Type.Literal('ok'),
+            status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')], {
+              description: 'degraded: the shared store is out of reach; this host takes no new work until it is back',
+            }),
             uptimeS: Type.Number(),
             devices: Type.Object({ total: Type.Integer(), online: Type.Integer(), busy: Type.Integer() }),
             jobs: Type.Object({ running: Type.Integer() }),
-            store: Type.Object({ schema: Type.Integer() }),
+            store: Type.Object({
+              engine: Type.String(),
+              schema: Type.Integer(),
+              reachable: Type.Boolean(),
+              lastError: Type.Union([Type.Object({ message: Type.String(), at: Type.String() }), Type.Null()]),
+            }),
+            host: Type.Object({
+              id: Type.String(),
+              acceptingWork: Type.Boolean(),
+              lastHeartbeat: Type.Union([Type.String(), Type.Null()], { description: 'when this host last registered in the shared store' }),
+              fleet: Type.Union([Type.Object({ hosts: Type.Integer(), online: Type.Integer() }), Type.Null()]),
+            }),
             modelTool: Type.Boolean(),
           }),
         },
@@ -24,8 +39,11 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async () => {
       const boards = fastify.devices.list();
+      const { store, rig } = fastify;
+      const fleet = rig.fleet && store.reachable ? await rig.fleet.presence.hosts(1000).catch(() => null) : null;
+      const beat = rig.fleet?.presence.lastBeat;
       return {
-        status: 'ok' as const,
+        status: store.reachable ? ('ok' as const) : ('degraded' as const),
         uptimeS: (Date.now() - started) / 1000,
         devices: {
           total: boards.length,
@@ -33,7 +51,13 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
           busy: boards.filter((b) => b.busyWith !== null).length,
         },
         jobs: { running: fastify.jobs.activeCount },
-        store: { schema: await fastify.store.schemaVersion() },
+        store: { engine: store.engine, schema, reachable: store.reachable, lastError: store.lastError },
+        host: {
+          id: store.hostId,
+          acceptingWork: store.reachable,
+          lastHeartbeat: beat ? new Date(beat).toISOString() : null,
+          fleet: fleet ? { hosts: fleet.length, online: fleet.filter((h) => h.online).length } : null,
+        },
         modelTool: fastify.zoo.available(),
       };
     },

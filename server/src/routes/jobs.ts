@@ -2,6 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Errors } from '../errors.js';
 import type { JobEvent } from '../jobs/runner.js';
+import type { Store } from '../store/store.js';
 import { errorReplies, IdParams, JobView } from './schemas.js';
 import { jobView } from './views.js';
 
@@ -90,6 +91,12 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       };
       const live = jobs.follow(job.id);
       const finished = job.state === 'succeeded' || job.state === 'failed';
+      if (!live && !finished && fastify.rig.fleet && job.hostId && job.hostId !== fastify.rig.config.hostId) {
+        // a job another host runs: its row in the shared store, followed until it ends
+        await followRow(fastify.rig.store, job.id, after, write, () => res.writableEnded || res.destroyed);
+        res.end();
+        return;
+      }
       if (!live) {
         // not in memory any more (older job, or from before a restart): its final state only
         write({ id: after + 1, type: 'state', data: { state: job.state } });
@@ -123,3 +130,26 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
 };
 
 export default routes;
+
+/** Events of a job run by another host, from its row: progress as it moves, then its end. */
+async function followRow(store: Store, id: string, after: number, write: (ev: JobEvent) => void, gone: () => boolean): Promise<void> {
+  let seq = after;
+  let last = '';
+  let moved = '';
+  for (;;) {
+    const row = await store.getJob(id).catch(() => null);
+    if (row) {
+      const state = `${row.state}`;
+      if (state !== last) write({ id: ++seq, type: 'state', data: { state } });
+      last = state;
+      if (`${row.done}/${row.total}` !== moved) write({ id: ++seq, type: 'progress', data: { done: row.done, total: row.total } });
+      moved = `${row.done}/${row.total}`;
+      if (row.state === 'succeeded' || row.state === 'failed') {
+        write({ id: ++seq, type: row.state === 'succeeded' ? 'result' : 'error', data: row.state === 'succeeded' ? row.result : row.error });
+        return;
+      }
+    }
+    if (gone()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

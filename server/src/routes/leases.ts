@@ -53,7 +53,10 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (req, reply) => {
-      for (const id of req.body.devices) rig.devices.get(id); // 404 for an unknown board, before anything is held
+      // 404 for a board no host has, before anything is held (a lease covers boards of any host: they check it themselves)
+      for (const id of req.body.devices) {
+        if (!rig.devices.has(id) && !(await rig.fleet?.presence.ownerOf(id))) rig.devices.get(id);
+      }
       const lease = await reservations.reserve(req.body.devices, holderOf(req), req.body.ttlMs ?? 3600_000, req.body.reason ?? null);
       return reply.status(201).send(lease);
     },

@@ -1,5 +1,6 @@
 // /v1/suites and /v1/runs: overnight regression runs over the rig.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Errors } from '../errors.js';
 import { actorOf } from '../jobs/board-jobs.js';
 import { renderJunit } from '../regression/junit.js';
 import { renderReport } from '../regression/report.js';
@@ -91,6 +92,26 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
     '/runs/:id/junit.xml',
     { schema: { tags: ['runs'], summary: 'The run in JUnit XML for CI systems: a test case per board and check', params: RunId, produces: ['application/xml'] } },
     async (req, reply) => reply.type('application/xml; charset=utf-8').send(renderJunit(await runs.get(req.params.id))),
+  );
+
+  fastify.post(
+    '/runs/:id/boards/:deviceId',
+    {
+      config: { role: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary: "Fleet-internal: runs this host's board's part of a run another rig host started, answering with the board's record",
+        params: Type.Object({ id: Type.String({ maxLength: 80 }), deviceId: Type.String({ maxLength: 64 }) }),
+        body: Type.Object(
+          { suite: Type.String({ minLength: 1, maxLength: 64 }), baselineRunId: Type.Union([Type.String(), Type.Null()]), holder: Type.String({ maxLength: 100 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      if (!req.forwarded) throw Errors.FORBIDDEN('only a rig host of the fleet asks for a board of its run (POST /v1/runs starts a run)');
+      return runs.runBoardFor(req.params.id, req.body.suite, req.params.deviceId, req.body.baselineRunId, req.body.holder);
+    },
   );
 
   fastify.post(

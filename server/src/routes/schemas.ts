@@ -60,6 +60,7 @@ export const JobView = Type.Object({
   startedAt: Type.Union([Type.String(), Type.Null()]),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
   actor: Type.Union([Type.String(), Type.Null()], { description: 'name of the token that started the job' }),
+  host: Type.Union([Type.String(), Type.Null()], { description: 'the rig host that runs the job' }),
 });
 
 export const EvalSliceSchema = Type.Object({

@@ -1,5 +1,6 @@
 // JSON views of the daemon's objects, as the API returns them.
 import type { Board } from '../devices/board.js';
+import type { FleetBoard } from '../hosts/presence.js';
 import type { Lease } from '../jobs/reservations.js';
 import type { Rig } from '../rig.js';
 import type { JobRow, SnapshotRow } from '../store/store.js';
@@ -19,6 +20,8 @@ export function jobView(j: JobRow) {
     startedAt: j.startedAt,
     finishedAt: j.finishedAt,
     actor: j.actor ?? null,
+    /** The rig host that runs (or ran) it. */
+    host: j.hostId ?? null,
   };
 }
 
@@ -39,6 +42,19 @@ export function snapshotView(s: SnapshotRow) {
   };
 }
 
+/** Whether a published device document matches a selector's board (name or class) and tag. */
+export function matchesSelector(doc: Record<string, unknown>, sel: { board?: string; tag?: string }): boolean {
+  if (sel.board && doc.board !== sel.board && doc.class !== sel.board) return false;
+  if (sel.tag && !((doc.tags as string[] | undefined) ?? []).includes(sel.tag)) return false;
+  return true;
+}
+
+/** A board of another host, as that host last published it; offline with its host. */
+export function remoteDeviceView(b: FleetBoard): Record<string, unknown> & { id: string; board: string | null; state: 'online' | 'offline' | 'connecting'; busy: string | null } {
+  const doc = b.doc as ReturnType<typeof deviceSummary>;
+  return { ...doc, id: b.deviceId, host: b.hostId, hostOnline: b.hostOnline, state: b.hostOnline ? doc.state : 'offline' };
+}
+
 /** A board as the API shows it; `leases` are the reservations in force (Reservations.active()). */
 export function deviceSummary(rig: Rig, b: Board, leases: Lease[]) {
   const h = b.hello;
@@ -51,6 +67,8 @@ export function deviceSummary(rig: Rig, b: Board, leases: Lease[]) {
     staticRam !== null && arena !== null && st ? Math.max(0, staticRam - arena) + st.arenaPeak + st.stackPeak : null;
   return {
     id: b.id,
+    /** The rig host that owns its serial port. */
+    host: rig.config.hostId,
     label: b.entry.label ?? null,
     tags: b.entry.tags ?? [],
     board: h?.board ?? b.entry.board ?? null,

@@ -16,7 +16,8 @@ const CONNECTION_CODES = new Set([
   '57P03', // cannot_connect_now: starting up or shutting down
 ]);
 // what pg throws without a code when the socket closes under a query or a connect times out
-const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
+// (and a query with no answer in queryTimeoutMs: packets dropped on a cut network never fail by themselves)
+const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i;
 
 export function isConnectionError(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
@@ -63,6 +64,8 @@ export interface PgDbOptions {
   retryMs?: number;
   /** Connections the pool may open. */
   max?: number;
+  /** A statement without an answer this long counts as a lost connection (a cut network drops packets silently). */
+  queryTimeoutMs?: number;
 }
 
 /** A pool, a client inside a transaction, or the retrying PgDb: what a statement is sent through. */
@@ -88,6 +91,7 @@ export class PgDb implements Queryable {
       types,
       max: opts.max ?? 10,
       connectionTimeoutMillis: 5_000,
+      query_timeout: opts.queryTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
     });

@@ -65,6 +65,8 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   readonly blobs: FileBlobStore;
   readonly hostId: string;
+  readonly reachable = true;
+  readonly lastError = null;
 
   constructor(varDir: string, opts: { durable?: boolean; hostId: string }) {
     this.hostId = opts.hostId;

@@ -21,6 +21,8 @@ export interface JobRow {
   finishedAt: string | null;
   /** Name of the token that started the job (null: the daemon itself). */
   actor: string | null;
+  /** The rig host running it (null: rows from before hosts were recorded). */
+  hostId?: string | null;
 }
 
 export interface StepRecord {
@@ -159,6 +161,10 @@ export interface Store {
   /** The rig host this store instance writes for (jobs it creates belong to it). */
   readonly hostId: string;
   readonly blobs: BlobStore;
+  /** False while the engine cannot be reached (a shared PostgreSQL across a cut network); SQLite is always reachable. */
+  readonly reachable: boolean;
+  /** The last failure to reach the engine, if any. */
+  readonly lastError: { message: string; at: string } | null;
 
   /** Number of migrations applied. */
   schemaVersion(): Promise<number>;

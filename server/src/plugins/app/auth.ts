@@ -17,8 +17,17 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: { name: string; role: Role } | null;
+    /** Set on a request another rig host forwarded (already authenticated there). */
+    forwarded: boolean;
+  }
+  interface FastifyInstance {
+    /** Headers that make an in-process request (fastify.inject) act for a caller another host authenticated. */
+    internalHeaders(who: { actor: string | null; role: string | null }): Record<string, string>;
   }
 }
+
+/** A secret that never leaves this process: only fastify.inject() can carry it. */
+const INTERNAL = 'x-tinyrig-internal';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -61,10 +70,26 @@ export default fp(
     // looked up by hash, so comparing never leaks a prefix through timing
     const byHash = new Map(entries.map((e) => [hash(e.token), { name: e.name ?? e.role, role: e.role }]));
 
+    const secret = crypto.randomBytes(32);
+    fastify.decorate('internalHeaders', (who: { actor: string | null; role: string | null }) => ({
+      [INTERNAL]: secret.toString('hex'),
+      ...(who.role ? { 'x-tinyrig-actor': who.actor ?? '', 'x-tinyrig-role': who.role } : {}),
+    }));
+    const isInternal = (v: string | string[] | undefined): boolean => {
+      if (typeof v !== 'string' || v.length !== secret.length * 2) return false;
+      return crypto.timingSafeEqual(Buffer.from(v, 'hex'), secret);
+    };
+
     fastify.decorateRequest('principal', null);
+    fastify.decorateRequest('forwarded', false);
     fastify.addHook('onRequest', async (req) => {
       const header = req.headers.authorization;
-      if (header) {
+      if (isInternal(req.headers[INTERNAL])) {
+        req.forwarded = true;
+        const role = req.headers['x-tinyrig-role'];
+        req.principal = typeof role === 'string' && role in RANK ? { name: String(req.headers['x-tinyrig-actor'] ?? ''), role: role as Role } : null;
+        if (req.principal) req.log = req.log.child({ actor: req.principal.name, forwarded: true });
+      } else if (header) {
         const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
         req.principal = m ? (byHash.get(hash(m[1])) ?? null) : null;
         if (!req.principal) throw Errors.UNAUTHORIZED('unknown bearer token');

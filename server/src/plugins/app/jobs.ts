@@ -35,10 +35,12 @@ export default fp(
       models: fastify.models,
       datasets: fastify.datasets,
       metrics: fastify.metrics,
+      fleet: null, // set by the hosts plugin when the store is shared
     };
     fastify.decorate('rig', rig);
     fastify.addHook('onClose', async () => {
-      // links first (running jobs fail fast with a clear error), then jobs, then the store
+      // the other hosts' requests first, then links (running jobs fail fast with a clear error), then jobs, then the store
+      await rig.fleet?.stop();
       reservations.close();
       await fastify.devices.close();
       await jobs.drain();
