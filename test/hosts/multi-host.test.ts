@@ -221,6 +221,23 @@ evaluate: { dataset: fashion-mnist, split: test, offset: 0, count: 32 }
     expect((result.devices as Json[]).filter((d) => d.phase === 'canary')).toHaveLength(1);
   }, 180_000);
 
+  it('left idle for three offline windows, every host stays online and its queue still answers at once', async () => {
+    const before = await call(hosts[0], 'GET', '/v1/devices');
+    await new Promise((r) => setTimeout(r, 3 * 2500));
+    for (const h of hosts) {
+      const health = (await call(h, 'GET', '/v1/health')).body;
+      expect(health).toMatchObject({ status: 'ok', host: { fleet: { hosts: HOSTS, online: HOSTS } } });
+    }
+    const after = await call(hosts[0], 'GET', '/v1/devices');
+    const view = (r: Json): string[] => (r.devices as Json[]).map((d) => `${d.id}@${d.host}:${d.state}:${d.model?.weightsSha256 ?? '-'}`).sort();
+    expect(view(after.body)).toEqual(view(before.body));
+    expect(((await call(hosts[0], 'GET', '/v1/jobs?state=running')).body.jobs as Json[])).toHaveLength(0);
+    const remote = await call(hosts[0], 'GET', `/v1/devices/${boardId(2, 0)}?refresh=true`);
+    expect(remote.status).toBe(200);
+    expect(remote.host).toBe('host2');
+    expect(remote.body.state).toBe('online');
+  }, 60_000);
+
   it('a host killed mid fleet rollback: its boards reported unknown, the others finish, the halt rule holds', async () => {
     const [a, , c] = hosts;
     // every board on another model, so each rollback has work to do
