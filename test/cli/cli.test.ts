@@ -85,9 +85,9 @@ describe('tinyrig CLI without boards', () => {
     ]);
     const human = await cli(['devices'], { TINYRIG_URL: daemon.url });
     const lines = human.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+BOARD\s+CLASS\s+STATE/);
+    expect(lines[0]).toMatch(/^ID\s+HOST\s+BOARD\s+CLASS\s+STATE/);
     expect(lines.slice(1)).toHaveLength(2);
-    expect(lines[1]).toMatch(/^ghost-0\s+host-twin\s+-\s+offline\s/);
+    expect(lines[1]).toMatch(/^ghost-0\s+\S+\s+host-twin\s+-\s+offline\s/);
   });
 
   it('exits 3 with the address when no daemon listens', async () => {
@@ -212,7 +212,7 @@ describe.runIf(twinBuilt())('tinyrig CLI over host twins', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1 + BOARDS);
-    for (let i = 0; i < BOARDS; i++) expect(lines[1 + i]).toMatch(new RegExp(`^twin-${i}\\s+host-twin\\s+.*\\bonline\\b`));
+    for (let i = 0; i < BOARDS; i++) expect(lines[1 + i]).toMatch(new RegExp(`^twin-${i}\\s+\\S+\\s+host-twin\\s+.*\\bonline\\b`));
   });
 
   it('deploys a seeded model on every board', async () => {

@@ -60,6 +60,7 @@ interface Globals {
 
 interface Device {
   id: string;
+  host?: string;
   board: string | null;
   class: string | null;
   state: string;
@@ -144,9 +145,10 @@ export function buildProgram(io: CliIo = defaultIo): Command {
       const r = await api.get<{ devices: Device[] }>('/v1/devices', { tag: o.tag, board: o.board });
       print(r, () =>
         table(
-          ['ID', 'BOARD', 'CLASS', 'STATE', 'BUSY', 'MODEL', 'WEIGHTS', 'STEPS', 'RAM PEAK/TOTAL', 'TAGS'],
+          ['ID', 'HOST', 'BOARD', 'CLASS', 'STATE', 'BUSY', 'MODEL', 'WEIGHTS', 'STEPS', 'RAM PEAK/TOTAL', 'TAGS'],
           r.devices.map((d) => [
             d.id,
+            d.host,
             d.board,
             d.class,
             d.state,
