@@ -5,16 +5,9 @@
 // (and logs it), so a lapsed lease never blocks a board.
 import type { Logger } from 'pino';
 import { Errors } from '../errors.js';
-import { newId, type Store } from '../store/store.js';
+import { newId, type LeaseRow, type Store } from '../store/store.js';
 
-export interface Lease {
-  id: string;
-  deviceIds: string[];
-  holder: string;
-  reason: string | null;
-  createdAt: string;
-  expiresAt: string;
-}
+export type Lease = LeaseRow;
 
 export class Reservations {
   private sweep: NodeJS.Timeout | null = null;

@@ -18,6 +18,7 @@ import {
   type JobRow,
   type LeaseRow,
   type ModelRow,
+  type NewSnapshot,
   type SnapshotRow,
   type StepRecord,
   type StepRow,
@@ -342,7 +343,7 @@ export class PgStore implements Store {
    * stored before the row is inserted; the hash's lock keeps a deleteSnapshot
    * of the same weights on another host from removing the blob in between.
    */
-  async createSnapshot(input: Parameters<Store['createSnapshot']>[0]): Promise<SnapshotRow> {
+  async createSnapshot(input: NewSnapshot): Promise<SnapshotRow> {
     const sha = sha256Hex(input.weights);
     if (sha !== input.expectedSha256) throw new Error(`blob hashes to ${sha}, expected ${input.expectedSha256}`);
     const id = newId('snap');

@@ -16,6 +16,7 @@ import {
   type JobRow,
   type LeaseRow,
   type ModelRow,
+  type NewSnapshot,
   type SnapshotRow,
   type StepRecord,
   type StepRow,
@@ -305,18 +306,7 @@ export class SqliteStore implements Store {
   // ---- snapshots
 
   /** Writes the blob, verifies it, and only then inserts the row. */
-  async createSnapshot(input: {
-    weights: Uint8Array;
-    expectedSha256: string;
-    deviceId: string;
-    modelSha256: string;
-    modelName: string | null;
-    step: number;
-    tags: string[];
-    accuracy: number | null;
-    good: boolean;
-    evaluatedOn?: EvalSlice | null;
-  }): Promise<SnapshotRow> {
+  async createSnapshot(input: NewSnapshot): Promise<SnapshotRow> {
     const sha = await this.blobs.put(input.weights, input.expectedSha256);
     const id = newId('snap');
     this.db

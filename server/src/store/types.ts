@@ -61,6 +61,13 @@ export interface SnapshotRow {
   evaluatedOn: EvalSlice | null;
 }
 
+/** A snapshot to store: the weights (checked against their expected hash) and what the row says of them. */
+export type NewSnapshot = Omit<SnapshotRow, 'id' | 'sha256' | 'bytes' | 'createdAt' | 'evaluatedOn'> & {
+  weights: Uint8Array;
+  expectedSha256: string;
+  evaluatedOn?: EvalSlice | null;
+};
+
 /** A dataset slice an evaluation covered. */
 export interface EvalSlice {
   dataset: string;
@@ -118,6 +125,7 @@ export interface BoardRow {
   updatedAt: string;
 }
 
+/** A reservation: `holder` (a token's name, or a run) keeps `deviceIds` until `expiresAt` unless it ends sooner. */
 export interface LeaseRow {
   id: string;
   deviceIds: string[];
@@ -205,18 +213,7 @@ export interface Store {
 
   // snapshots
   /** Writes the blob, verifies it, and only then inserts the row. */
-  createSnapshot(input: {
-    weights: Uint8Array;
-    expectedSha256: string;
-    deviceId: string;
-    modelSha256: string;
-    modelName: string | null;
-    step: number;
-    tags: string[];
-    accuracy: number | null;
-    good: boolean;
-    evaluatedOn?: EvalSlice | null;
-  }): Promise<SnapshotRow>;
+  createSnapshot(input: NewSnapshot): Promise<SnapshotRow>;
   getSnapshot(id: string): Promise<SnapshotRow | null>;
   listSnapshots(opts?: { deviceId?: string; modelSha256?: string; good?: boolean; tag?: string; limit?: number }): Promise<SnapshotRow[]>;
   /** The newest accuracy recorded on a dataset slice for weights with this hash. */
