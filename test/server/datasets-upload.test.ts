@@ -92,8 +92,11 @@ async function upload(form: Form, token = OPERATOR_TOKEN): Promise<{ status: num
 
 const file = (data: Uint8Array | string, filename = 'f') => ({ data, filename });
 
+/** This host's scratch directories of uploads under way. */
+const tmpDir = (): string => path.join(varDir, 'datasets', '.tmp', app.config.hostId);
+
 function tmpEntries(): string[] {
-  const dir = path.join(varDir, 'datasets', '.tmp');
+  const dir = tmpDir();
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
@@ -304,7 +307,7 @@ describe('dataset upload: bad input is refused with where, and leaves nothing', 
     req.write(head);
     req.write(rows.slice(0, 1_000_000));
     // the daemon has begun spooling the file part
-    await until(() => tmpEntries().some((d) => fs.existsSync(path.join(varDir, 'datasets', '.tmp', d, 'upload-file'))), 10_000, 'the file part being spooled');
+    await until(() => tmpEntries().some((d) => fs.existsSync(path.join(tmpDir(), d, 'upload-file'))), 10_000, 'the file part being spooled');
     req.destroy();
     await until(() => tmpEntries().length === 0, 10_000, 'the temp dir removed');
     expect(listed()).toEqual(before);

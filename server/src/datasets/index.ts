@@ -104,8 +104,10 @@ export class Datasets {
   constructor(
     private readonly root: string,
     uploadDir?: string,
+    /** The rig host (its scratch space in a shared upload directory). */
+    hostId?: string,
   ) {
-    this.uploads = uploadDir ? new DatasetStore(uploadDir) : null;
+    this.uploads = uploadDir ? new DatasetStore(uploadDir, hostId) : null;
   }
 
   isBuiltIn(name: string): boolean {

@@ -1,8 +1,9 @@
-// Uploaded datasets on disk: $TINYRIG_VAR/datasets/<sha256>/ holds train.x,
+// Uploaded datasets on disk: $TINYRIG_UPLOADS/<sha256>/ holds train.x,
 // train.y, test.x, test.y and meta.json. A dataset is built in
-// datasets/.tmp/<random>/ and renamed into place only when complete, so a
-// listed dataset is always whole; .tmp is emptied at start. Samples are read
-// with positioned reads, never the whole file.
+// .tmp/<host>/<random>/ and renamed into place only when complete, so a
+// listed dataset is always whole; the host's .tmp/<host> is emptied at start
+// (rig hosts of one fleet may share the directory). Samples are read with
+// positioned reads, never the whole file.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,20 +40,33 @@ function readMeta(dir: string, sha256: string): StoredDataset | null {
 export class DatasetStore {
   private index: Map<string, StoredDataset> | null = null;
 
-  constructor(readonly dir: string) {}
+  /** This host's scratch space: rig hosts may share the directory (TINYRIG_UPLOADS), each cleans only its own. */
+  private readonly tmp: string;
+
+  constructor(
+    readonly dir: string,
+    owner = 'local',
+  ) {
+    this.tmp = path.join(dir, TMP, owner);
+  }
 
   private load(): Map<string, StoredDataset> {
     if (this.index) return this.index;
-    const index = new Map<string, StoredDataset>();
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    // what an upload cut off by a crash left behind
-    fs.rmSync(path.join(this.dir, TMP), { recursive: true, force: true });
+    // what an upload of this host cut off by a crash left behind
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+    return this.scan();
+  }
+
+  /** Every complete dataset in the directory, by name (the one index, refilled: callers may hold it). */
+  private scan(): Map<string, StoredDataset> {
+    const index = (this.index ??= new Map<string, StoredDataset>());
+    index.clear();
     for (const entry of fs.readdirSync(this.dir, { withFileTypes: true })) {
       if (!entry.isDirectory() || !/^[0-9a-f]{64}$/.test(entry.name)) continue;
       const meta = readMeta(path.join(this.dir, entry.name), entry.name);
       if (meta) index.set(meta.name, meta);
     }
-    this.index = index;
     return index;
   }
 
@@ -78,20 +92,13 @@ export class DatasetStore {
   private rescan(): Map<string, StoredDataset> | undefined {
     if (Date.now() - this.lastScan < 1000) return undefined;
     this.lastScan = Date.now();
-    const index = new Map<string, StoredDataset>();
-    for (const entry of fs.readdirSync(this.dir, { withFileTypes: true })) {
-      if (!entry.isDirectory() || !/^[0-9a-f]{64}$/.test(entry.name)) continue;
-      const meta = readMeta(path.join(this.dir, entry.name), entry.name);
-      if (meta) index.set(meta.name, meta);
-    }
-    this.index = index;
-    return index;
+    return this.scan();
   }
 
   /** A fresh scratch directory with an empty `out/` for one upload; remove it with discard(). */
   scratch(): { work: string; out: string } {
     this.load();
-    const work = path.join(this.dir, TMP, crypto.randomBytes(8).toString('hex'));
+    const work = path.join(this.tmp, crypto.randomBytes(8).toString('hex'));
     fs.mkdirSync(path.join(work, 'out'), { recursive: true, mode: 0o700 });
     return { work, out: path.join(work, 'out') };
   }
@@ -127,7 +134,7 @@ export class DatasetStore {
     const meta = index.get(name);
     if (!meta) return undefined;
     index.delete(name);
-    const gone = path.join(this.dir, TMP, `deleted-${crypto.randomBytes(8).toString('hex')}`);
+    const gone = path.join(this.tmp, `deleted-${crypto.randomBytes(8).toString('hex')}`);
     fs.mkdirSync(path.dirname(gone), { recursive: true, mode: 0o700 });
     fs.renameSync(path.join(this.dir, meta.sha256), gone);
     await fs.promises.rm(gone, { recursive: true, force: true });

@@ -35,7 +35,7 @@ export default fp(
     };
     fastify.decorate('metrics', metrics);
     fastify.decorate('energy', new EnergyService(fastify.config.boardsFile, (fastify.log as unknown as Logger).child({ module: 'energy' })));
-    fastify.decorate('datasets', new Datasets(fastify.config.datasetDir, fastify.config.uploadsDir));
+    fastify.decorate('datasets', new Datasets(fastify.config.datasetDir, fastify.config.uploadsDir, fastify.config.hostId));
     const zoo = new ModelZoo(fastify.config.modelTool, fastify.store);
     fastify.decorate('zoo', zoo);
     fastify.decorate('models', new ModelCatalog(fastify.config.modelTool, fastify.store, zoo, fastify.config.boardsFile));
