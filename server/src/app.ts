@@ -20,6 +20,7 @@ import runsPlugin from './plugins/app/runs.js';
 import authPlugin from './plugins/app/auth.js';
 import hostsPlugin from './plugins/app/hosts.js';
 import healthRoutes from './routes/health.js';
+import hostRoutes from './routes/hosts.js';
 import deviceRoutes from './routes/devices.js';
 import jobRoutes from './routes/jobs.js';
 import snapshotRoutes from './routes/snapshots.js';
@@ -111,6 +112,7 @@ const appPlugin: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(metricsRoutes);
   await fastify.register(import('./routes/web.js')); // the lab page at / and its files under /ui/
   await fastify.register(healthRoutes, { prefix: '/v1' });
+  await fastify.register(hostRoutes, { prefix: '/v1' });
   await fastify.register(deviceRoutes, { prefix: '/v1' });
   await fastify.register(jobRoutes, { prefix: '/v1' });
   await fastify.register(snapshotRoutes, { prefix: '/v1' });

@@ -143,6 +143,8 @@ evaluate: { dataset: fashion-mnist, split: test, offset: 0, count: 32 }
       const byId = new Map((r.body.devices as Json[]).map((d) => [d.id as string, d]));
       expect([...byId.keys()].sort()).toEqual(hosts.flatMap((_, i) => [boardId(i, 0), boardId(i, 1)]).sort());
       for (let i = 0; i < HOSTS; i++) expect(byId.get(boardId(i, 1))!.host).toBe(`host${i}`);
+      const list = (await call(h, 'GET', '/v1/hosts')).body.hosts as Json[];
+      expect(list.map((x) => [x.id, x.online, x.boards, x.self])).toEqual(hosts.map((x) => [x.id, true, BOARDS, x.id === h.id]));
       const health = await call(h, 'GET', '/v1/health');
       expect(health.body).toMatchObject({ status: 'ok', store: { engine: 'postgres', reachable: true }, host: { id: h.id, acceptingWork: true, fleet: { hosts: HOSTS, online: HOSTS } } });
     }
@@ -222,14 +224,22 @@ evaluate: { dataset: fashion-mnist, split: test, offset: 0, count: 32 }
   }, 180_000);
 
   it('left idle for three offline windows, every host stays online and its queue still answers at once', async () => {
-    const before = await call(hosts[0], 'GET', '/v1/devices');
+    const view = (r: Json): string[] => (r.devices as Json[]).map((d) => `${d.id}@${d.host}:${d.state}:${d.model?.weightsSha256 ?? '-'}`).sort();
+    // the list as the hosts publish it once the last test's work has reached every heartbeat
+    let before = await call(hosts[0], 'GET', '/v1/devices');
+    await until(async () => {
+      await new Promise((r) => setTimeout(r, 1000));
+      const again = await call(hosts[0], 'GET', '/v1/devices');
+      const same = JSON.stringify(view(again.body)) === JSON.stringify(view(before.body));
+      before = again;
+      return same;
+    }, 20_000, 'a settled fleet list');
     await new Promise((r) => setTimeout(r, 3 * 2500));
     for (const h of hosts) {
       const health = (await call(h, 'GET', '/v1/health')).body;
       expect(health).toMatchObject({ status: 'ok', host: { fleet: { hosts: HOSTS, online: HOSTS } } });
     }
     const after = await call(hosts[0], 'GET', '/v1/devices');
-    const view = (r: Json): string[] => (r.devices as Json[]).map((d) => `${d.id}@${d.host}:${d.state}:${d.model?.weightsSha256 ?? '-'}`).sort();
     expect(view(after.body)).toEqual(view(before.body));
     expect(((await call(hosts[0], 'GET', '/v1/jobs?state=running')).body.jobs as Json[])).toHaveLength(0);
     const remote = await call(hosts[0], 'GET', `/v1/devices/${boardId(2, 0)}?refresh=true`);
@@ -264,6 +274,7 @@ evaluate: { dataset: fashion-mnist, split: test, offset: 0, count: 32 }
     expect(job.state).toBe('succeeded');
 
     // the fleet shows host 2 and its boards offline; jobs it left running are failed, none stays running
+    await until(async () => ((await call(a, 'GET', '/v1/hosts')).body.hosts as Json[]).find((h) => h.id === 'host2')?.online === false, 15_000, 'host 2 listed offline');
     await until(async () => {
       const list = (await call(a, 'GET', '/v1/devices')).body.devices as Json[];
       return list.filter((d) => d.host === 'host2').every((d) => d.state === 'offline' && d.hostOnline === false);

@@ -3,15 +3,13 @@
 // request for a board of another host to that host's queue, answering with
 // what that host answered. Also: a host that cannot reach the shared store
 // takes no new work (503 TR_STORE_UNREACHABLE) until it can.
-import fs from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
-import { repoRoot } from '../../config.js';
 import { Errors } from '../../errors.js';
 import { Fleet } from '../../hosts/fleet.js';
 import { deviceSummary } from '../../routes/views.js';
+import { version } from '../../version.js';
 
 const DEVICE_ROUTE = /^\/v1\/devices\/([^/?#]+)/;
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -39,7 +37,6 @@ export default fp(
 
     if (!config.databaseUrl) return;
     const log = (fastify.log as unknown as Logger).child({ module: 'hosts' });
-    const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
     const fleet = await Fleet.start({
       store,
       databaseUrl: config.databaseUrl,
