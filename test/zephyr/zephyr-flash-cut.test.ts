@@ -19,7 +19,8 @@ import path from 'node:path';
 import type { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoardSession, type DeviceStats, type HelloInfo, type WeightsInfo } from '../../protocol/src/index.js';
-import { closeSerial, openSerial } from '../helpers/serial.js';
+import { closeSerial } from '../helpers/serial.js';
+import { openBoardPort } from './qemu-port.js';
 import { functionAddress, readElfSymbols } from '../../tools/proc/elf-symbols.js';
 import { FlashCutter, type Cut, type FlashEntries, type FlashOp } from '../../tools/proc/flash-cut.js';
 import { TRAIN_BIN } from '../../tools/proc/paths.js';
@@ -62,8 +63,7 @@ async function withBoard<T>(flash: string | undefined, fn: (q: ZephyrQemu, port:
   let port: SerialPort | null = null;
   try {
     await q.start();
-    port = await openSerial(q.pty);
-    port.on('error', () => undefined);
+    port = await openBoardPort(q);
     return await fn(q, port);
   } catch (e) {
     throw new Error(`${(e as Error).message}\nQEMU: ${q.log}`);

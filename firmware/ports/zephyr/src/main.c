@@ -112,6 +112,7 @@ int main(void)
 {
     static uint8_t buf[256];
     tr_port port;
+    int hung = tr_watchdog_caused_reset();
 
     tr_counter_init();
     if (tr_link_init() != 0) {
@@ -137,15 +138,21 @@ int main(void)
     port.info.ram_bytes = RAM_BYTES;
     port.info.static_ram = (uint32_t)(__bss_end - __data_region_start);
     port.info.stack_bytes = CONFIG_MAIN_STACK_SIZE;
+    port.info.watchdog_ms = tr_watchdog_start();
     port.boot_id = boot_id();
     if (tr_port_start(&g_store, &port) == TR_ERR_ARG) {
         return 2;
     }
+    if (hung) {
+        (void)tr_device_event(g_store.dev, TR_EVENT_WATCHDOG, "main loop hung: watchdog");
+    }
     for (;;) {
-        size_t n = tr_link_read(buf, sizeof buf, K_FOREVER);
+        size_t n = tr_link_read(buf, sizeof buf, tr_watchdog_idle_begin());
 
+        tr_watchdog_idle_end();
         if (n > 0u) {
             (void)tr_device_feed(g_store.dev, buf, n);
+            tr_watchdog_feed();
         }
         if (g_reset_pending) {
             k_sleep(K_MSEC(20));   /* the RESET answer leaves the UART first */

@@ -21,6 +21,16 @@ void tr_counter_init(void);
 uint64_t tr_counter_read(void);
 const char *tr_counter_unit(void);
 
+/* The hardware watchdog (watchdog.c): starts it, returning its period in ms
+ * (0: none); fed after each turn of the main loop, whose idle wait takes
+ * tr_watchdog_idle_begin()'s timeout and ends with tr_watchdog_idle_end(). */
+uint32_t tr_watchdog_start(void);
+void tr_watchdog_feed(void);
+k_timeout_t tr_watchdog_idle_begin(void);
+void tr_watchdog_idle_end(void);
+/* Whether this boot follows a watchdog reset (read once: it clears the cause). */
+int tr_watchdog_caused_reset(void);
+
 /* The flash slots of the A/B model store, NULL when the board has none. */
 const tr_slots *tr_flash_slots(void);
 
