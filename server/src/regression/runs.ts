@@ -95,12 +95,13 @@ export class RunService {
     this.suites = new Suites(rig.config.suitesDir);
   }
 
-  /** After a restart: runs left running are interrupted, with what they finished kept. */
+  /** After a restart: this host's runs left running are interrupted, with what they finished kept. */
   async recover(): Promise<string[]> {
+    const mine = (d: RunView): boolean => (d.host ?? this.rig.config.hostId) === this.rig.config.hostId;
     const stuck = [
       ...(await this.rig.store.listRuns<RunView>({ state: 'running', limit: 1000 })),
       ...(await this.rig.store.listRuns<RunView>({ state: 'queued', limit: 1000 })),
-    ];
+    ].filter(mine);
     for (const doc of stuck) {
       doc.state = 'interrupted';
       doc.finishedAt = new Date().toISOString();
@@ -190,6 +191,7 @@ export class RunService {
       state: 'running',
       trigger,
       actor,
+      host: this.rig.config.hostId,
       createdAt: new Date().toISOString(),
       startedAt: new Date().toISOString(),
       finishedAt: null,

@@ -81,6 +81,8 @@ export interface RunView {
   state: 'queued' | 'running' | 'passed' | 'regressed' | 'failed' | 'cancelled' | 'interrupted';
   trigger: 'api' | 'schedule' | 'cli';
   actor: string | null;
+  /** The rig host that runs it (keeps its record; only its own restart interrupts it). */
+  host?: string;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -120,7 +120,17 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { role: 'operator', ...limit },
       schema: { tags: ['runs'], summary: 'Cancel a run: stages not started are cancelled, running ones end on their own', params: RunId, response: { 200: RunReply, ...errorReplies } },
     },
-    async (req) => runs.cancel(req.params.id),
+    async (req) => {
+      // a run another host runs is cancelled there
+      const doc = await runs.get(req.params.id);
+      if (rig.fleet && doc.host && doc.host !== rig.config.hostId && doc.state === 'running' && !req.forwarded) {
+        return rig.fleet.json(doc.host, 'POST', `/v1/runs/${encodeURIComponent(doc.id)}/cancel`, undefined, {
+          actor: req.principal?.name ?? null,
+          role: req.principal?.role ?? null,
+        });
+      }
+      return runs.cancel(req.params.id);
+    },
   );
 
   fastify.post(
