@@ -38,6 +38,8 @@ interface LiveJob {
   lastProgressWrite: number;
   partial: unknown;
   lastCheckpointWrite: number;
+  /** A checkpoint write is queued and not started: the next checkpoint only updates `partial`, which it writes. */
+  checkpointQueued: boolean;
   cancelled: boolean;
   /** Row writes of this job, in order: progress and checkpoints never block the job, and never overtake its end. */
   writes: Promise<void>;
@@ -78,7 +80,7 @@ export class JobRunner {
     }
     const live: LiveJob = {
       events: [], emitter: new EventEmitter(), done: 0, total: opts.total ?? 0, lastProgressWrite: 0,
-      partial: undefined, lastCheckpointWrite: 0, cancelled: false, writes: Promise.resolve(),
+      partial: undefined, lastCheckpointWrite: 0, checkpointQueued: false, cancelled: false, writes: Promise.resolve(),
     };
     live.emitter.setMaxListeners(0);
     this.live.set(row.id, live);
@@ -115,9 +117,14 @@ export class JobRunner {
       checkpoint: (partial, minIntervalMs = 0) => {
         live.partial = partial;
         const t = Date.now();
-        if (t - live.lastCheckpointWrite >= minIntervalMs) {
+        if (t - live.lastCheckpointWrite >= minIntervalMs && !live.checkpointQueued) {
           live.lastCheckpointWrite = t;
-          void write('checkpoint', () => this.store.checkpointJob(row.id, partial));
+          // one queued write, of the newest partial when it runs: checkpoints faster than the store writes do not pile up
+          live.checkpointQueued = true;
+          void write('checkpoint', () => {
+            live.checkpointQueued = false;
+            return this.store.checkpointJob(row.id, live.partial);
+          });
         }
       },
     };
