@@ -144,6 +144,39 @@ function daemon(j: Json): string {
   ].join('\n');
 }
 
+function fleet(j: Json): string {
+  const m = j.method ?? {};
+  const p = j.postgres ?? {};
+  const s = j.sqlite ?? null;
+  const devices = Object.entries((p.devices_during_rollback ?? {}) as Json);
+  const queue = Object.entries((p.queue_latency ?? {}) as Json);
+  const failures = (f: Json | undefined): string => (f && Object.keys(f).length ? `; not rolled back: ${Object.entries(f).map(([c, n]) => `${n} ${c}`).join(', ')}` : '');
+  return [
+    `## Fleet of rig hosts (\`npm run bench:fleet\`)`,
+    stamp(j),
+    '',
+    `${m.board_count} boards, ${m.boards}. ${m.hosts} daemons × ${m.boards_per_host} sharing one PostgreSQL (fsync ${m.postgres?.fsync ? 'on' : 'off'}), ${m.network}. Model ${m.model} (${m.weights_bytes} B of weights); every board a trained snapshot away from the target. Fleet concurrency ${m.fleet_concurrency} a host, remote concurrency ${m.remote_concurrency}, heartbeat ${m.heartbeat_ms} ms. Rollbacks from host0 with canary 1; GET /v1/devices at ${m.devices_rps_per_host}/s on every host meanwhile. Load average ${p.load_avg_1m_after_rollback} after the rollback (${j.host?.cpus ?? '?'} CPUs, shared).`,
+    '',
+    table(
+      ['figure', 'value', 'target', ''],
+      [
+        [`fleet rollback, ${m.board_count} boards`, `${num(p.fleet_rollback_all_ms, 0)} ms (${p.fleet_rollback_all_verified} verified${failures(p.fleet_rollback_all_failures)})`, '', ''],
+        ['fleet rollback, 1 board of host0 / of host1', `${num(p.fleet_rollback_one_local_ms, 1)} / ${num(p.fleet_rollback_one_remote_ms, 1)} ms`, '', ''],
+        ['ratio all ÷ 1 board (of host0)', `${p.fleet_rollback_ratio}×`, '≤ 3×', meets(typeof p.fleet_rollback_ratio === 'number' ? p.fleet_rollback_ratio <= 3 : null)],
+        ['  floor set by the concurrency (canary + rounds a host, were each board as quick as one alone)', p.fleet_rollback_ratio_floor && `${p.fleet_rollback_ratio_floor}×`, '', ''],
+        ...devices.map(([h, d]: [string, Json]) => [`GET /v1/devices on ${h} during it, p50 / p99 (client; daemon at most)`, `${d.p50_ms} / ${d.p99_ms} ms (≤ ${d.server_p50_ms_at_most} / ≤ ${d.server_p99_ms_at_most} ms)`, 'p99 < 50 ms', meets(typeof d.p99_ms === 'number' ? d.p99_ms < 50 : null)]),
+        ...queue.map(([h, q]: [string, Json]) => [`queue latency on ${h}, p50 / p99 at most (mean)`, `≤ ${q.p50_ms_at_most} / ≤ ${q.p99_ms_at_most} ms (${q.mean_ms} ms, ${q.requests} requests)`, '', '']),
+        ...(s
+          ? [
+              [`SQLite, one daemon: fleet rollback, ${s.boards} boards / 1 board`, `${num(s.fleet_rollback_all_ms, 0)} / ${num(s.fleet_rollback_one_ms, 1)} ms (${s.fleet_rollback_ratio}×${failures(s.fleet_rollback_all_failures)})`, '', ''],
+              ['SQLite: GET /v1/devices during it, p50 / p99', `${s.devices_during_rollback?.p50_ms} / ${s.devices_during_rollback?.p99_ms} ms (${s.devices_during_rollback?.requests} requests)`, '', ''],
+            ]
+          : []),
+      ],
+    ),
+  ].join('\n');
+}
+
 function kernels(j: Json): string {
   const cls: Json[] = j.classes ?? [];
   return [
@@ -183,8 +216,8 @@ function generic(name: string, j: Json): string {
   return [`## ${name} (\`npm run bench:${name}\`)`, stamp(j), '', table(['figure', 'value'], rows)].join('\n');
 }
 
-const layouts: Record<string, (j: Json) => string> = { engine, wire, kernels, rig, daemon };
-const order = ['engine', 'wire', 'kernels', 'rig', 'daemon'];
+const layouts: Record<string, (j: Json) => string> = { engine, wire, kernels, rig, daemon, fleet };
+const order = ['engine', 'wire', 'kernels', 'rig', 'daemon', 'fleet'];
 const names = fs
   .readdirSync(resultsDir)
   .filter((f) => f.endsWith('.json'))
