@@ -31,6 +31,9 @@ export class HostPresence {
   private cache: { at: number; hosts: HostRow[]; boards: BoardRow[] } | null = null;
   private beating: Promise<void> | null = null;
   private readonly clashes = new Set<string>();
+  /** The documents the last stored heartbeat wrote, by board (null: write them all next time). */
+  private published: Map<string, string> | null = null;
+  private beats = 0;
   /** The last heartbeat that reached the store (ms since epoch), 0 before the first. */
   lastBeat = 0;
 
@@ -61,7 +64,13 @@ export class HostPresence {
         this.clashes.add(b.deviceId);
         return false;
       });
-      await store.heartbeat({ url: this.opts.url, version: this.opts.version, startedAt: this.startedAt }, mine);
+      // only what changed since the last heartbeat is written (all of it every tenth, and after a failure)
+      const docs = new Map(mine.map((b) => [b.deviceId, JSON.stringify(b.doc)]));
+      const full = this.published === null || ++this.beats % 10 === 0;
+      const changed = full ? undefined : new Set(mine.filter((b) => this.published!.get(b.deviceId) !== docs.get(b.deviceId)).map((b) => b.deviceId));
+      this.published = null;
+      await store.heartbeat({ url: this.opts.url, version: this.opts.version, startedAt: this.startedAt }, mine, changed);
+      this.published = docs;
       this.lastBeat = Date.now();
       this.cache = null;
       for (const h of await store.listHosts()) {
@@ -88,13 +97,13 @@ export class HostPresence {
     return this.cache;
   }
 
-  async hosts(maxAgeMs = 250): Promise<(HostRow & { online: boolean; boards: number })[]> {
+  async hosts(maxAgeMs = 500): Promise<(HostRow & { online: boolean; boards: number })[]> {
     const { hosts, boards } = await this.snapshot(maxAgeMs);
     return hosts.map((h) => ({ ...h, online: h.id === this.hostId || this.online(h), boards: boards.filter((b) => b.hostId === h.id).length }));
   }
 
-  /** Boards of the other hosts. */
-  async remoteBoards(maxAgeMs = 250): Promise<FleetBoard[]> {
+  /** Boards of the other hosts (as read at most maxAgeMs ago: their documents change once a heartbeat). */
+  async remoteBoards(maxAgeMs = Math.min(1000, this.opts.heartbeatMs / 2)): Promise<FleetBoard[]> {
     const { hosts, boards } = await this.snapshot(maxAgeMs);
     const byId = new Map(hosts.map((h) => [h.id, h]));
     return boards

@@ -499,10 +499,15 @@ export class PgStore implements Store {
    * heartbeat_at is the database's clock, the one every host's liveness is
    * judged by. A board another host listed becomes this host's.
    */
-  async heartbeat(host: { url: string; version: string; startedAt: string }, boards: { deviceId: string; doc: Record<string, unknown> }[]): Promise<void> {
+  async heartbeat(
+    host: { url: string; version: string; startedAt: string },
+    boards: { deviceId: string; doc: Record<string, unknown> }[],
+    changed?: ReadonlySet<string>,
+  ): Promise<void> {
     // one row per board (the last report wins), in one order on every host so two hosts' upserts cannot deadlock
     const byId = new Map(boards.map((b) => [b.deviceId, b.doc]));
     const ids = [...byId.keys()].sort();
+    const write = changed ? ids.filter((id) => changed.has(id)) : ids;
     await this.db.tx(async (c) => {
       await c.query(
         `INSERT INTO hosts (id, url, version, started_at, heartbeat_at, stopped_at) VALUES ($1, $2, $3, $4, now(), NULL)
@@ -511,12 +516,12 @@ export class PgStore implements Store {
         [this.hostId, host.url, host.version, host.startedAt],
       );
       await c.query(`DELETE FROM boards WHERE host_id = $1 AND NOT (device_id = ANY($2::text[]))`, [this.hostId, ids]);
-      if (ids.length === 0) return;
+      if (write.length === 0) return;
       await c.query(
         `INSERT INTO boards (device_id, host_id, doc, updated_at)
          SELECT d, $1, doc::json, now() FROM unnest($2::text[], $3::text[]) AS u(d, doc) ORDER BY d
          ON CONFLICT (device_id) DO UPDATE SET host_id = excluded.host_id, doc = excluded.doc, updated_at = excluded.updated_at`,
-        [this.hostId, ids, ids.map((id) => json(byId.get(id)))],
+        [this.hostId, write, write.map((id) => json(byId.get(id)))],
       );
     });
   }

@@ -454,7 +454,11 @@ export class SqliteStore implements Store {
 
   // ---- hosts and their boards
 
-  async heartbeat(host: { url: string; version: string; startedAt: string }, boards: { deviceId: string; doc: Record<string, unknown> }[]): Promise<void> {
+  async heartbeat(
+    host: { url: string; version: string; startedAt: string },
+    boards: { deviceId: string; doc: Record<string, unknown> }[],
+    changed?: ReadonlySet<string>,
+  ): Promise<void> {
     const t = now();
     const upsertBoard = this.db.prepare(
       `INSERT INTO boards (device_id, host_id, doc, updated_at) VALUES (?, ?, ?, ?)
@@ -472,7 +476,7 @@ export class SqliteStore implements Store {
       for (const r of this.db.prepare(`SELECT device_id FROM boards WHERE host_id = ?`).all(this.hostId) as { device_id: string }[]) {
         if (!keep.has(r.device_id)) this.db.prepare(`DELETE FROM boards WHERE device_id = ?`).run(r.device_id);
       }
-      for (const b of boards) upsertBoard.run(b.deviceId, this.hostId, JSON.stringify(b.doc), t);
+      for (const b of boards) if (!changed || changed.has(b.deviceId)) upsertBoard.run(b.deviceId, this.hostId, JSON.stringify(b.doc), t);
     })();
   }
 

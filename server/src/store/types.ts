@@ -242,8 +242,16 @@ export interface Store {
   setDeviceState(s: DeviceStateRow): Promise<void>;
 
   // hosts and the boards they own
-  /** Registers this host (or refreshes it) and replaces the list of boards it owns. */
-  heartbeat(host: { url: string; version: string; startedAt: string }, boards: { deviceId: string; doc: Record<string, unknown> }[]): Promise<void>;
+  /**
+   * Registers this host (or refreshes it) and replaces the list of boards it
+   * owns; with `changed`, only those boards' documents are written (the
+   * others' rows are kept as they are, rows of boards not listed removed).
+   */
+  heartbeat(
+    host: { url: string; version: string; startedAt: string },
+    boards: { deviceId: string; doc: Record<string, unknown> }[],
+    changed?: ReadonlySet<string>,
+  ): Promise<void>;
   /** Marks this host stopped (a clean shutdown); its boards stay listed as its. */
   stopHost(): Promise<void>;
   listHosts(): Promise<HostRow[]>;
