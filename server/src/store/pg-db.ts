@@ -76,6 +76,7 @@ export interface Queryable {
 export class PgDb implements Queryable {
   readonly pool: pg.Pool;
   readonly retryMs: number;
+  private readonly max: number;
   /** False from the first failed attempt to reach the server until a query succeeds again. */
   reachable = true;
   /** The last connection-level failure seen, for /v1/health. */
@@ -86,10 +87,11 @@ export class PgDb implements Queryable {
   constructor(url: string, opts: PgDbOptions = {}) {
     this.log = opts.log;
     this.retryMs = opts.retryMs ?? 15_000;
+    this.max = opts.max ?? 20;
     this.pool = new pg.Pool({
       connectionString: url,
       types,
-      max: opts.max ?? 10,
+      max: this.max,
       connectionTimeoutMillis: 5_000,
       query_timeout: opts.queryTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
@@ -140,13 +142,18 @@ export class PgDb implements Queryable {
         return out;
       } catch (err) {
         if (!isConnectionError(err)) throw err;
-        this.lost(err);
+        // every connection busy and none freed in time is a loaded daemon, not a lost server: wait, but stay reachable
+        if (!this.poolExhausted(err)) this.lost(err);
         const waited = Date.now() - start;
         if (waited + delay > this.retryMs) throw new StoreUnreachableError(waited, err);
         await sleep(delay);
         delay = Math.min(delay * 2, 1_000);
       }
     }
+  }
+
+  private poolExhausted(err: unknown): boolean {
+    return /timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '') && this.pool.totalCount >= this.max;
   }
 
   /** Marks the server unreachable; warns once per outage. */
