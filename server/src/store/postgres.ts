@@ -465,11 +465,15 @@ export class PgStore implements Store {
     await this.db.query(`UPDATE leases SET expires_at = $1 WHERE id = $2 AND ended_at IS NULL`, [expiresAt, id]);
   }
 
+  private endCalls = 0;
+
   async endLease(id: string, by: string): Promise<boolean> {
-    // a retry whose first attempt committed matches its own end (same time, same hand) and answers true again
+    // a retry whose first attempt committed matches its own end (same instant to the microsecond, same hand) and answers
+    // true again; the microseconds are this call's own, so a second call in the same millisecond is not taken for a retry
+    const at = `${now().slice(0, -1)}${String(++this.endCalls % 1000).padStart(3, '0')}Z`;
     const r = await this.db.query(
       `UPDATE leases SET ended_at = $1, ended_by = $2 WHERE id = $3 AND (ended_at IS NULL OR (ended_at = $1 AND ended_by = $2))`,
-      [now(), by, id],
+      [at, by, id],
     );
     return (r.rowCount ?? 0) > 0;
   }
