@@ -91,17 +91,24 @@ static uint32_t mix32(uint32_t x)
     return x;
 }
 
-/* A fresh id each boot: the device id, a count kept across warm reboots and
- * the time the board took to get here. */
+/* A fresh id each boot: a count kept across warm reboots and the time the
+ * board took to get here, mixed with the device id, or with the rig's word
+ * where it is set: under QEMU -icount every process boots in the same time
+ * with the same count, so only the rig's fresh word tells two processes apart. */
 static uint32_t boot_id(void)
 {
-    uint8_t uid[8] = {0};
+    uint32_t seed = tr_rig_word(CONFIG_TINYRIG_BOOT_ID_ADDR);
     uint32_t id;
 
-    (void)hwinfo_get_device_id(uid, sizeof uid);
+    if (seed == 0u) {
+        uint8_t uid[8] = {0};
+
+        (void)hwinfo_get_device_id(uid, sizeof uid);
+        seed = (uint32_t)uid[0] | ((uint32_t)uid[1] << 8) | ((uint32_t)uid[2] << 16) |
+               ((uint32_t)uid[3] << 24);
+    }
     g_boot_count++;
-    id = mix32(((uint32_t)uid[0] | ((uint32_t)uid[1] << 8) | ((uint32_t)uid[2] << 16) |
-                ((uint32_t)uid[3] << 24)) ^ mix32(g_boot_count) ^ k_cycle_get_32());
+    id = mix32(seed ^ mix32(g_boot_count) ^ k_cycle_get_32());
     return id != 0u ? id : 1u;
 }
 

@@ -31,6 +31,15 @@ void tr_watchdog_idle_end(void);
 /* Whether this boot follows a watchdog reset (read once: it clears the cause). */
 int tr_watchdog_caused_reset(void);
 
+/* A word the emulated rig writes before boot (QEMU -device loader), where the
+ * bare-metal QEMU images read theirs: the boot id's (CONFIG_TINYRIG_BOOT_ID_ADDR)
+ * and the watchdog period's (CONFIG_TINYRIG_WATCHDOG_MS_ADDR). 0 when the word
+ * is unset or addr is 0 (the board names none). */
+static inline uint32_t tr_rig_word(uintptr_t addr)
+{
+    return addr != 0u ? *(volatile const uint32_t *)addr : 0u;
+}
+
 /* The flash slots of the A/B model store, NULL when the board has none. */
 const tr_slots *tr_flash_slots(void);
 

@@ -46,20 +46,12 @@ static void on_expiry(const struct device *dev, int channel)
     sys_reboot(SYS_REBOOT_COLD);
 }
 
-/* The period: Kconfig's, or a word written before boot (QEMU -device loader,
- * as the bare-metal images read theirs) when the board names an address. */
+/* The period: Kconfig's, or the rig's word when the board names one. */
 static uint32_t period_ms(void)
 {
-    uint32_t ms = CONFIG_TINYRIG_WATCHDOG_MS;
+    uint32_t word = tr_rig_word(CONFIG_TINYRIG_WATCHDOG_MS_ADDR);
 
-#if CONFIG_TINYRIG_WATCHDOG_MS_ADDR != 0
-    uint32_t word = *(volatile const uint32_t *)CONFIG_TINYRIG_WATCHDOG_MS_ADDR;
-
-    if (word != 0u && word <= PERIOD_MAX_MS) {
-        ms = word;
-    }
-#endif
-    return ms;
+    return word != 0u && word <= PERIOD_MAX_MS ? word : CONFIG_TINYRIG_WATCHDOG_MS;
 }
 
 uint32_t tr_watchdog_start(void)
