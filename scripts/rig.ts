@@ -21,7 +21,7 @@
 //     firmware's own (30000). For tests that idle a board past its period.
 //   RIG_ELF_M0PLUS, RIG_ELF_M4, RIG_ELF_M7: another image for that class's QEMU boards (default: the build's).
 //   RIG_ZEPHYR=zephyr.elf [RIG_ZEPHYR_CLASS=m4|m7]: one more board, zephyr-<class>-0, running the Zephyr app
-//   (firmware/ports/zephyr built for mps2/an386 or mps2/an500) under the same QEMU machine.
+//   (firmware/ports/zephyr built for mps2/an386 or mps2/an500) under the same QEMU machine, flags and words.
 //   scripts/rig stop [--dir var/rig]
 //   scripts/rig status [--dir var/rig]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -200,8 +200,11 @@ function specs(dir: string, counts: Record<string, number>, skipMissing: boolean
     out.push({
       entry: { id, path: path.join(dir, id), board: `zephyr-${c.qemu.machine}`, class: cls, emulated: true, tags: ['emulated', 'zephyr', cls], powerBoard: c.boards[0]?.zephyr },
       command: QEMU,
-      // no boot-id or watchdog words: those addresses are the bare-metal images' own
-      args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-kernel', zephyr],
+      // The bare-metal board's flags and words: the app reads the boot-id and watchdog words where those images do
+      // (its mps2 .conf files), and no -cpu, as there: each mps2 machine takes only its own CPU, FPU included.
+      args: ['-M', c.qemu.machine, '-display', 'none', '-monitor', 'none', '-serial', 'pty', '-icount', 'shift=0', '-semihosting', '-kernel', zephyr],
+      bootId: true,
+      watchdogMs,
       qmp: path.join(dir, `.${id}.qmp`).length <= 100 ? path.join(dir, `.${id}.qmp`) : undefined,
       pty: (o) => /char device redirected to (\/dev\/pts\/\d+)/.exec(o)?.[1] ?? null,
       ownLink: false,
