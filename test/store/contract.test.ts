@@ -457,6 +457,27 @@ describe.each([sqlite, postgres])('the $name store', (engine) => {
       expect(await store.openLeases()).toEqual([expect.objectContaining({ id: 'lease_1', expiresAt: exp(30) })]);
     });
 
+    it('takes a reservation only where no other holder holds a board: two hosts at once, one wins', async () => {
+      await fresh();
+      const h2 = await b.open('h2');
+      const later = new Date(Date.now() + 60_000).toISOString();
+      const one = { id: 'lease_a', deviceIds: ['d1', 'd2'], holder: 'alice', reason: null, expiresAt: later };
+      const two = { id: 'lease_b', deviceIds: ['d2'], holder: 'bob', reason: 'calibration', expiresAt: later };
+      const [ra, rb] = await Promise.all([store.insertLease(one), h2.insertLease(two)]);
+      // exactly one of them is in force, and the other was told whose lease stood in its way
+      expect([ra, rb].filter((r) => r === null)).toHaveLength(1);
+      const open = await store.openLeases();
+      expect(open).toHaveLength(1);
+      expect((ra ?? rb)!.id).toBe(open[0].id);
+      // the same holder may take another lease on its boards; an expired lease holds nothing
+      expect(await store.insertLease({ ...one, id: 'lease_c', deviceIds: ['d2'], holder: open[0].holder })).toBeNull();
+      await store.endLease('lease_c', 'test');
+      await store.endLease(open[0].id, 'test');
+      expect(await h2.insertLease({ ...two, id: 'lease_d', expiresAt: new Date(Date.now() - 1000).toISOString() })).toBeNull();
+      expect(await store.insertLease({ ...one, id: 'lease_e' })).toBeNull();
+      await h2.close();
+    });
+
     it('keeps per-device state across a restart', async () => {
       await fresh();
       expect(await store.getDeviceState('d1')).toBeNull();

@@ -4,10 +4,19 @@
 // by the clock on every check, and a sweep ends expired leases in the store
 // (and logs it), so a lapsed lease never blocks a board.
 import type { Logger } from 'pino';
-import { Errors } from '../errors.js';
+import { Errors, type RigError } from '../errors.js';
 import { newId, type LeaseRow, type Store } from '../store/store.js';
 
 export type Lease = LeaseRow;
+
+/** 409 naming the holder of a device and until when. */
+const reserved = (deviceId: string, l: Lease): RigError =>
+  Errors.DEVICE_RESERVED(`device ${deviceId} is reserved by ${l.holder} until ${l.expiresAt}${l.reason ? ` (${l.reason})` : ''}`, {
+    leaseId: l.id,
+    holder: l.holder,
+    expiresAt: l.expiresAt,
+    reason: l.reason,
+  });
 
 export class Reservations {
   private sweep: NodeJS.Timeout | null = null;
@@ -39,14 +48,7 @@ export class Reservations {
   /** Refuses when someone other than `actor` holds the device. */
   async check(deviceId: string, actor: string | null): Promise<void> {
     const l = await this.holding(deviceId);
-    if (l && l.holder !== actor) {
-      throw Errors.DEVICE_RESERVED(`device ${deviceId} is reserved by ${l.holder} until ${l.expiresAt}${l.reason ? ` (${l.reason})` : ''}`, {
-        leaseId: l.id,
-        holder: l.holder,
-        expiresAt: l.expiresAt,
-        reason: l.reason,
-      });
-    }
+    if (l && l.holder !== actor) throw reserved(deviceId, l);
   }
 
   /** Reserves every device or none (409 naming the first one held by another). */
@@ -59,7 +61,9 @@ export class Reservations {
       reason,
       expiresAt: new Date(Date.now() + ttlMs).toISOString(),
     };
-    await this.store.insertLease(lease);
+    // checked again where it is written: another host may have reserved one of the boards since
+    const held = await this.store.insertLease(lease);
+    if (held) throw reserved(held.deviceIds.find((x) => lease.deviceIds.includes(x))!, held);
     this.log.info({ leaseId: lease.id, deviceIds: lease.deviceIds, holder, expiresAt: lease.expiresAt }, 'boards reserved');
     return { ...lease, createdAt: new Date().toISOString() };
   }

@@ -10,6 +10,7 @@ import { pgMigrations } from './pg-migrations.js';
 import {
   STEP_FLUSH_MS,
   STEP_FLUSH_ROWS,
+  leaseConflict,
   newId,
   type BoardRow,
   type DeviceStateRow,
@@ -453,12 +454,25 @@ export class PgStore implements Store {
 
   // ---- reservations
 
-  async insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<void> {
-    await this.db.query(
-      `INSERT INTO leases (id, device_ids, holder, reason, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (id) DO NOTHING`,
-      [l.id, json(l.deviceIds), l.holder, l.reason, now(), l.expiresAt],
-    );
+  async insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<LeaseRow | null> {
+    const t = now();
+    return this.db.tx(async (c) => {
+      // one lease taken at a time across every host, so two hosts cannot both reserve a board
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext('tinyrig-leases'))`);
+      const inForce = await c.query(
+        `SELECT id, device_ids, holder, reason, created_at, expires_at FROM leases WHERE ended_at IS NULL AND expires_at > $1`,
+        [t],
+      );
+      const held = leaseConflict(inForce.rows.map((r) => camel<LeaseRow>(r)), l);
+      if (held) return held;
+      // a retry after a lost commit finds its own row: the same id, nothing more written
+      await c.query(
+        `INSERT INTO leases (id, device_ids, holder, reason, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO NOTHING`,
+        [l.id, json(l.deviceIds), l.holder, l.reason, t, l.expiresAt],
+      );
+      return null;
+    });
   }
 
   async renewLease(id: string, expiresAt: string): Promise<void> {

@@ -8,6 +8,7 @@ import { migrations } from './migrations.js';
 import {
   STEP_FLUSH_MS,
   STEP_FLUSH_ROWS,
+  leaseConflict,
   newId,
   type BoardRow,
   type DeviceStateRow,
@@ -54,6 +55,10 @@ function snapshotFromRow(r: unknown): SnapshotRow {
 function stepFromRow(r: unknown): StepRow {
   const o = camel(r as Record<string, unknown>);
   return { ...o, correct: o.correct === 1 } as StepRow;
+}
+
+function leaseFromRow(r: Record<string, string>): LeaseRow {
+  return { id: r.id, deviceIds: JSON.parse(r.device_ids) as string[], holder: r.holder, reason: r.reason, createdAt: r.created_at, expiresAt: r.expires_at };
 }
 
 function modelFromRow(r: unknown): ModelRow {
@@ -407,10 +412,19 @@ export class SqliteStore implements Store {
 
   // ---- reservations
 
-  async insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<void> {
-    this.db
-      .prepare(`INSERT INTO leases (id, device_ids, holder, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`)
-      .run(l.id, JSON.stringify(l.deviceIds), l.holder, l.reason, now(), l.expiresAt);
+  async insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<LeaseRow | null> {
+    return this.db.transaction(() => {
+      const t = now();
+      const held = leaseConflict(
+        (this.db.prepare(`SELECT * FROM leases WHERE ended_at IS NULL AND expires_at > ?`).all(t) as Record<string, string>[]).map(leaseFromRow),
+        l,
+      );
+      if (held) return held;
+      this.db
+        .prepare(`INSERT INTO leases (id, device_ids, holder, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`)
+        .run(l.id, JSON.stringify(l.deviceIds), l.holder, l.reason, t, l.expiresAt);
+      return null;
+    })();
   }
 
   async renewLease(id: string, expiresAt: string): Promise<void> {
@@ -423,14 +437,7 @@ export class SqliteStore implements Store {
 
   /** Leases not ended (expired ones included: the caller judges expiry by the clock). */
   async openLeases(): Promise<LeaseRow[]> {
-    return (this.db.prepare(`SELECT * FROM leases WHERE ended_at IS NULL ORDER BY created_at`).all() as Record<string, string>[]).map((r) => ({
-      id: r.id,
-      deviceIds: JSON.parse(r.device_ids) as string[],
-      holder: r.holder,
-      reason: r.reason,
-      createdAt: r.created_at,
-      expiresAt: r.expires_at,
-    }));
+    return (this.db.prepare(`SELECT * FROM leases WHERE ended_at IS NULL ORDER BY created_at`).all() as Record<string, string>[]).map(leaseFromRow);
   }
 
   // ---- per-device state

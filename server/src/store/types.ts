@@ -230,7 +230,12 @@ export interface Store {
   baselineOf(suite: string): Promise<string | null>;
 
   // reservations
-  insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<void>;
+  /**
+   * Inserts the lease unless another holder's lease in force (unexpired, not
+   * ended) covers one of its devices: then nothing is written and that lease
+   * is returned. Check and insert are one step, across every host of the store.
+   */
+  insertLease(l: { id: string; deviceIds: string[]; holder: string; reason: string | null; expiresAt: string }): Promise<LeaseRow | null>;
   renewLease(id: string, expiresAt: string): Promise<void>;
   /** Ends an open lease; false when it was already ended. */
   endLease(id: string, by: string): Promise<boolean>;
@@ -258,6 +263,11 @@ export interface Store {
   listBoards(): Promise<BoardRow[]>;
 
   close(): Promise<void>;
+}
+
+/** Another holder's lease among `inForce` that covers one of the new lease's devices, or null. */
+export function leaseConflict(inForce: LeaseRow[], l: { id: string; deviceIds: string[]; holder: string }): LeaseRow | null {
+  return inForce.find((x) => x.id !== l.id && x.holder !== l.holder && x.deviceIds.some((d) => l.deviceIds.includes(d))) ?? null;
 }
 
 export function newId(prefix: string): string {
