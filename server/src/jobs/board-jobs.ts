@@ -83,14 +83,17 @@ export class BoardJobs {
     return { status: 202, body: { jobId: row.id, state: row.state, href: `/v1/jobs/${row.id}` } };
   }
 
-  /** Runs a short operation as a recorded job and answers with its result, or throws its error. */
-  async operation<T>(
+  /**
+   * Submits a board job and hands back, besides its row, its outcome: the
+   * value `fn` returned, or the very error it threw, once the job has ended.
+   */
+  async track<T>(
     board: Board,
     kind: string,
     params: unknown,
     fn: (ctx: JobContext) => Promise<T>,
-    actor: string | null,
-  ): Promise<T & { jobId: string }> {
+    opts: { total?: number; actor: string | null },
+  ): Promise<{ row: JobRow; outcome: Promise<T> }> {
     let value: T | undefined;
     let failure: unknown;
     const row = await this.submit(
@@ -106,10 +109,25 @@ export class BoardJobs {
           throw err;
         }
       },
-      { actor },
+      opts,
     );
-    await this.jobs.wait(row.id);
-    if (failure !== undefined) throw failure;
-    return { ...(value as T), jobId: row.id };
+    const outcome = this.jobs.wait(row.id).then(() => {
+      if (failure !== undefined) throw failure;
+      return value as T;
+    });
+    outcome.catch(() => undefined); // a caller that stops waiting (a time-out) leaves no unhandled rejection
+    return { row, outcome };
+  }
+
+  /** Runs a short operation as a recorded job and answers with its result, or throws its error. */
+  async operation<T>(
+    board: Board,
+    kind: string,
+    params: unknown,
+    fn: (ctx: JobContext) => Promise<T>,
+    actor: string | null,
+  ): Promise<T & { jobId: string }> {
+    const { row, outcome } = await this.track(board, kind, params, fn, { actor });
+    return { ...(await outcome), jobId: row.id };
   }
 }

@@ -338,27 +338,11 @@ export class RunService {
     const t0 = Date.now();
     const boot = board.hello?.bootId ?? null;
     const resets = board.counters.resets;
-    let value: T | undefined;
-    let failure: unknown;
+    let value: T;
     try {
-      const row = await this.rig.boardJobs.submit(
-        board,
-        `run-${name}`,
-        { runId: live.doc.id, stage: name },
-        async (ctx) => {
-          try {
-            value = await fn(ctx);
-            return value;
-          } catch (err) {
-            failure = err;
-            throw err;
-          }
-        },
-        { total, actor },
-      );
+      const { row, outcome } = await this.rig.boardJobs.track(board, `run-${name}`, { runId: live.doc.id, stage: name }, fn, { total, actor });
       s.jobId = row.id;
-      await withTimeout(this.rig.jobs.wait(row.id), timeoutS * 1000, `${name} on ${board.id}`);
-      if (failure !== undefined) throw failure;
+      value = await withTimeout(outcome, timeoutS * 1000, `${name} on ${board.id}`);
     } catch (err) {
       const wasReset = (): boolean =>
         board.counters.resets !== resets || (boot !== null && board.hello?.bootId !== undefined && board.hello.bootId !== boot);
